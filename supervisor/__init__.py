@@ -1,3 +1,3 @@
-"""streaming-producer: a supervisor of named volume profiles streaming sampled transactions to Kafka."""
+"""streaming-producer: named volume profiles streaming sampled transactions to Kafka."""
 
 __version__ = "0.1.0"

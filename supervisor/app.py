@@ -1,0 +1,144 @@
+"""One run of the supervisor, from a validated config to the run summary.
+
+`serve` takes its shutdown triggers as parameters (`stop`: drain and exit; `force`: stop
+flushing now), so tests drive a whole run without sending signals; the CLI wires SIGTERM/SIGINT
+to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from supervisor.config import Config
+from supervisor.dataset import Dataset, S3Location, load_dataset
+from supervisor.errors import ExitCode
+from supervisor.fleet import Fleet
+from supervisor.logs import get_logger
+from supervisor.sink import KafkaSink
+from supervisor.stats import summary as build_summary
+
+
+async def load(config: Config) -> Dataset:
+    """Load and validate the dataset off the event loop, and log what was loaded."""
+    log = get_logger()
+    settings = config.dataset
+    s3 = settings.s3
+    started = time.monotonic()
+    dataset = await asyncio.to_thread(
+        load_dataset,
+        settings.uri,
+        s3=S3Location(
+            endpoint_url=s3.endpoint_url,
+            access_key=s3.access_key,
+            secret_key=s3.secret_key,
+            region=s3.region,
+        ),
+        on_invalid=settings.on_invalid,
+    )
+    for bad in dataset.invalid_samples:
+        log.warning("dataset_row_skipped", line=bad.line, reason=bad.reason)
+    if dataset.invalid_count > len(dataset.invalid_samples):
+        log.warning(
+            "dataset_rows_skipped",
+            count=dataset.invalid_count,
+            shown=len(dataset.invalid_samples),
+        )
+    log.info(
+        "dataset_loaded",
+        source=dataset.source,
+        rows=len(dataset),
+        invalid_rows=dataset.invalid_count,
+        load_s=round(time.monotonic() - started, 3),
+    )
+    return dataset
+
+
+async def serve(
+    config: Config,
+    *,
+    stop: asyncio.Event,
+    force: asyncio.Event,
+    startup_timeout_s: float | None = None,
+    summary_path: Path | None = None,
+) -> tuple[ExitCode, dict[str, Any] | None]:
+    """Run the fleet until `stop`; return the exit code and the run summary (None when the run
+    stopped before producing anything)."""
+    log = get_logger()
+    kafka = config.kafka
+    log.info(
+        "fleet_starting",
+        config=config.source,
+        bootstrap_servers=kafka.bootstrap_servers,
+        topic=kafka.topic,
+        profiles=list(config.profiles),
+        producer_config=kafka.redacted_config(),
+    )
+    dataset = await load(config)
+    if stop.is_set():
+        return ExitCode.OK, None
+
+    sink = KafkaSink(
+        kafka.producer_config(), embedded=kafka.is_embedded, servers_label=kafka.bootstrap_servers
+    )
+    sink.start()
+    fleet = Fleet(config, dataset, sink)
+    started = fleet.clock()
+    try:
+        if not await sink.connect(fleet.topics(), stop=stop, timeout_s=startup_timeout_s):
+            return ExitCode.OK, None
+        started = fleet.clock()
+        await fleet.run(stop)
+        in_flight = sum(s.in_flight for s in fleet.stats.values())
+        log.info("fleet_draining", in_flight=in_flight, timeout_s=config.shutdown_timeout_s)
+    finally:
+        await sink.close(timeout_s=config.shutdown_timeout_s, force=force)
+
+    now = fleet.clock()
+    result = build_summary(list(fleet.stats.values()), elapsed_s=now - started, now=now)
+    for name, entry in result["profiles"].items():
+        log.info("profile_stopped", profile=name, **_flat(entry))
+    total = result["total"]
+    log.info("fleet_stopped", **_flat(total))
+    if summary_path is not None:
+        write_summary(summary_path, result)
+    if fleet.crashed:
+        return ExitCode.PROFILE_CRASHED, result
+    if total["failed"] or total["undelivered"] or total["in_flight"]:
+        log.warning(
+            "messages_not_delivered",
+            failed=total["failed"],
+            undelivered=total["undelivered"],
+        )
+        return ExitCode.UNDELIVERED, result
+    return ExitCode.OK, result
+
+
+def _flat(entry: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in entry.items():
+        if isinstance(v, dict):
+            out.update({f"{k}_{q}": x for q, x in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write the summary atomically: a reader never sees a half-written file."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

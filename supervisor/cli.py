@@ -1,0 +1,184 @@
+"""Command line: the only module that touches argv, the environment, signals and the event loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from supervisor import __version__, logs
+from supervisor.config import Config
+from supervisor.errors import ExitCode, SupervisorError
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+EPILOG = """exit codes:
+  0  stopped on request, every message delivered
+  1  internal error (a bug: run again with --debug for the traceback)
+  2  bad config, dataset or environment; nothing was sent
+  3  stopped, but messages failed or were left undelivered
+  4  Kafka unreachable within --startup-timeout
+  5  a profile kept crashing past its restart limit
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streaming-producer",
+        description="Stream transactions sampled from a dataset into Kafka, one task per profile.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="debug logs, and a traceback with any error"
+    )
+    common.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="log format on stderr (auto: console on a terminal, JSON lines otherwise)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run every profile of the config until SIGTERM/SIGINT",
+        description="Run every profile of the config until SIGTERM or SIGINT. The first signal"
+        " stops scheduling and flushes what is in flight (up to shutdown_timeout_s); a second"
+        " one stops flushing at once and reports what was left undelivered.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default ./config.yaml; without one, the seed's environment variables"
+        " PRODUCE_INTERVAL, MIN_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH define one profile)",
+    )
+    run.add_argument("--summary", type=Path, help="write a JSON run summary here at exit")
+    run.add_argument(
+        "--startup-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="give up (exit 4) if Kafka is unreachable this long at start (default: keep trying)",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    gen = sub.add_parser(
+        "generate-dataset",
+        parents=[common],
+        help="write a realistic synthetic transactions CSV",
+    )
+    gen.add_argument("--rows", type=_positive_int, default=10_000, help="rows (default 10000)")
+    gen.add_argument("--seed", type=int, default=42, help="RNG seed (default 42)")
+    gen.add_argument("--out", type=Path, required=True, help="output CSV path")
+    gen.set_defaults(handler=_cmd_generate)
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def load_config(path: Path | None) -> Config:
+    """The config file given, else ./config.yaml, else the seed's environment variables."""
+    if path is not None:
+        return Config.from_yaml(path)
+    if DEFAULT_CONFIG.exists():
+        return Config.from_yaml(DEFAULT_CONFIG)
+    return Config.from_env()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        import uvloop
+
+        loop_factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return int(runner.run(_run(config, args)))
+
+
+async def _run(config: Config, args: argparse.Namespace) -> int:
+    from supervisor.app import serve
+
+    log = logs.get_logger()
+    stop, force = asyncio.Event(), asyncio.Event()
+
+    def on_signal(name: str) -> None:
+        if not stop.is_set():
+            log.info("shutdown_requested", signal=name, note="draining; send again to stop now")
+            stop.set()
+        else:
+            log.warning("shutdown_forced", signal=name)
+            force.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    code, _ = await serve(
+        config,
+        stop=stop,
+        force=force,
+        startup_timeout_s=args.startup_timeout,
+        summary_path=args.summary,
+    )
+    return code
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from supervisor.synth import write_csv
+
+    write_csv(args.out, rows=args.rows, seed=args.seed)
+    logs.get_logger().info("dataset_written", path=str(args.out), rows=args.rows, seed=args.seed)
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `streaming-producer` console script and `python -m supervisor`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(fmt=args.log_format, level="debug" if args.debug else "info")
+    log = logs.get_logger()
+    try:
+        code = int(args.handler(args))
+    except SupervisorError as exc:
+        log.error("fatal", error=str(exc), exit_code=int(exc.exit_code), exc_info=args.debug)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.critical(
+            "internal_error",
+            error=f"{type(exc).__name__}: {exc}",
+            hint="this is a bug; run again with --debug for the traceback",
+            exc_info=args.debug,
+        )
+        return ExitCode.INTERNAL
+    sys.stderr.flush()
+    return code

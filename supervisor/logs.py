@@ -1,0 +1,70 @@
+"""Logging: structlog configured once, for our events and for librdkafka's.
+
+Logs go to stderr, as the seed's `logging` setup did, so stdout stays free for data
+(`generate-dataset --out -`). The format is JSON lines when stderr is not a terminal (containers,
+files, pipes) and readable console lines on a terminal; `--log-format` forces either. Event names
+are stable snake_case with key=value fields; a profile task binds `profile=` through contextvars.
+librdkafka's own log lines arrive through the stdlib `logging` module (the producer's `logger`
+property) and are rendered by the same processors.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+LogFormat = Literal["auto", "json", "console"]
+
+LIBRDKAFKA_LOGGER = "librdkafka"
+
+
+def configure(
+    *, fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger to write to `stream` (stderr)."""
+    out = stream if stream is not None else sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    tail: list[structlog.typing.Processor] = (
+        [structlog.processors.dict_tracebacks, renderer] if as_json else [renderer]
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.StackInfoRenderer(), *tail],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    # Botocore's own INFO/DEBUG lines (credential lookups, retries) are noise unless debugging.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
+
+
+def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
+    """A bound logger; `initial` key/values appear on every line it writes."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(**initial)
+    return logger

@@ -1,0 +1,343 @@
+"""The Kafka sink: one confluent-kafka `Producer` shared by every profile, and its delivery thread.
+
+Why the synchronous `Producer` and not `confluent_kafka.aio.AIOProducer` (the seed's choice):
+AIOProducer buffers messages in Python and hands them to librdkafka only when `batch_size` (1000)
+messages are buffered or after `buffer_timeout` of *idleness*; at the seed's rates (~11 msg/s) a
+buffer never fills and is never idle long enough, so messages sat seconds before being sent, and
+awaiting one future per message through `asyncio.gather` costs a task and a thread hop each.
+`benchmarks/producer_choice.py` measures both on the same broker; its figures are in the README
+("Performance"). The design here keeps librdkafka's own batching and pays nothing per message
+beyond `produce()`:
+
+* enqueue: profile tasks call `produce()` on the event loop; it only copies the message into
+  librdkafka's bounded queue (microseconds) and raises `BufferError` when that queue is full,
+  which the caller treats as backpressure (`wait_for_space`), never as a crash;
+* delivery: one dedicated thread blocks in `poll()` and runs the delivery reports as soon as
+  librdkafka has them (so counters and the latency histogram are current within milliseconds),
+  librdkafka's log lines and error events. Only that thread ever runs callbacks, so each counter
+  has a single writer;
+* shutdown: the same thread flushes within the shutdown budget, then purges what is left, so every
+  produced message ends as delivered, failed or undelivered: none is unaccounted for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from supervisor.errors import ConfigError, KafkaUnavailableError
+from supervisor.logs import LIBRDKAFKA_LOGGER, get_logger
+from supervisor.pacing import sleep_or_stop
+from supervisor.stats import ProfileStats
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+Headers = list[tuple[str, str | bytes | None]]
+
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+_POLL_S = 0.1
+_FAILURE_LOG_EVERY_S = 5.0
+_SPACE_RECHECK_S = 0.05
+
+
+class Sink(Protocol):
+    """What a profile task needs from where its messages go."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers,
+        on_delivery: DeliveryCallback,
+    ) -> None:
+        """Enqueue one message; raise BufferError when the queue is full."""
+
+    async def wait_for_space(self, stop: asyncio.Event) -> None:
+        """Return when the queue may take more messages, or when `stop` is set."""
+
+    def reporter(self, stats: ProfileStats) -> DeliveryCallback:
+        """A delivery callback that updates `stats` from delivery reports."""
+
+
+class _LibrdkafkaFilter(logging.Filter):
+    """Drops librdkafka's per-attempt connection-failure lines: `KafkaSink` reports an outage
+    once when it starts and once when it ends, instead of a line per reconnect attempt."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and args and args[0] == "FAIL")
+
+
+class KafkaSink:
+    """A shared confluent-kafka Producer with a delivery thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        producer_config: Mapping[str, Any],
+        *,
+        embedded: bool,
+        servers_label: str,
+    ) -> None:
+        self._log = get_logger()
+        self.servers_label = servers_label
+        self.embedded = embedded
+        rd_logger = logging.getLogger(LIBRDKAFKA_LOGGER)
+        if not any(isinstance(f, _LibrdkafkaFilter) for f in rd_logger.filters):
+            rd_logger.addFilter(_LibrdkafkaFilter())
+        conf: dict[str, Any] = {
+            **producer_config,
+            "error_cb": self._on_error,
+            "logger": rd_logger,
+        }
+        if embedded:
+            # librdkafka's in-process mock cluster: real Kafka protocol on a loopback port.
+            conf["test.mock.num.brokers"] = 1
+            conf.pop("bootstrap.servers", None)
+        try:
+            self._producer = Producer(conf)
+        except KafkaException as exc:
+            raise ConfigError(f"kafka.config: {_kafka_reason(exc)}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"kafka.config: {exc}") from None
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._space = asyncio.Event()
+        self._waiting_for_space = False
+        self._closing = threading.Event()
+        self._forced = threading.Event()
+        self._drain_deadline = 0.0
+        self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread: threading.Thread | None = None
+        self._outage_since: float | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the delivery thread; call from the event loop that will produce."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
+        self._thread.start()
+
+    async def connect(
+        self,
+        topics: list[str],
+        *,
+        stop: asyncio.Event,
+        timeout_s: float | None,
+        retry_every_s: float = 5.0,
+    ) -> bool:
+        """Wait until the cluster answers a metadata request. Logs a calm line every
+        `retry_every_s` while it does not; raises KafkaUnavailableError past `timeout_s`
+        (None: keep trying). Returns False if `stop` was set meanwhile."""
+        started = time.monotonic()
+        while not stop.is_set():
+            try:
+                metadata = await asyncio.to_thread(self._producer.list_topics, None, 2.0)
+                if not metadata.brokers:
+                    raise KafkaException(
+                        KafkaError(KafkaError._TRANSPORT, "no brokers in metadata")
+                    )
+            except KafkaException as exc:
+                reason = _kafka_reason(exc)
+                waited = time.monotonic() - started
+                if timeout_s is not None and waited >= timeout_s:
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self.servers_label} unreachable for {waited:.0f}s ({reason})"
+                        " — check kafka.bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS and that the"
+                        " brokers are up"
+                    ) from None
+                self._log.warning(
+                    "kafka_unreachable",
+                    bootstrap_servers=self.servers_label,
+                    reason=reason,
+                    retry_in_s=retry_every_s,
+                )
+                delay = retry_every_s
+                if timeout_s is not None:
+                    delay = min(delay, max(0.0, timeout_s - waited))
+                if await sleep_or_stop(stop, delay):
+                    return False
+                continue
+            brokers = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
+            if self.embedded:
+                self._log.info(
+                    "kafka_embedded",
+                    bootstrap_servers=",".join(brokers),
+                    note="in-process mock cluster: nothing is persisted; it lives as long as this"
+                    " process. Point a consumer at bootstrap_servers to read it.",
+                )
+            else:
+                self._log.info(
+                    "kafka_connected", bootstrap_servers=self.servers_label, brokers=brokers
+                )
+            for topic in sorted(set(topics)):
+                meta = metadata.topics.get(topic)
+                if self.embedded:
+                    continue  # the mock cluster creates topics on first produce
+                if meta is None or meta.error is not None:
+                    self._log.warning(
+                        "topic_not_found",
+                        topic=topic,
+                        note="relying on the broker's auto.create.topics.enable; otherwise"
+                        " create it (kafka-topics --create --topic ...)",
+                    )
+                else:
+                    self._log.info("topic_found", topic=topic, partitions=len(meta.partitions))
+            return True
+        return False
+
+    async def close(self, *, timeout_s: float, force: asyncio.Event) -> None:
+        """Flush what is queued within `timeout_s` (or until `force` is set), then purge the
+        rest, whose delivery reports count it as undelivered, and release the producer."""
+        self._drain_deadline = time.monotonic() + timeout_s
+        self._closing.set()
+        if self._thread is None:  # never started: drain on a worker thread instead
+            self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
+            self._thread.start()
+        done: asyncio.Future[Any] = asyncio.wrap_future(self._done)
+        forced: asyncio.Future[Any] = asyncio.ensure_future(force.wait())
+        try:
+            await asyncio.wait({done, forced}, return_when=asyncio.FIRST_COMPLETED)
+            if not done.done():
+                self._forced.set()
+            await done
+        finally:
+            forced.cancel()
+
+    # -- hot path -------------------------------------------------------------------------------
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers,
+        on_delivery: DeliveryCallback,
+    ) -> None:
+        self._producer.produce(topic, value, key, on_delivery=on_delivery, headers=headers)
+
+    async def wait_for_space(self, stop: asyncio.Event) -> None:
+        # The delivery thread sets `_space` after serving delivery reports while someone waits;
+        # the short recheck covers a report served between BufferError and setting the flag.
+        self._space.clear()
+        self._waiting_for_space = True
+        try:
+            waiters: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(self._space.wait()),
+                asyncio.ensure_future(stop.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waiters, timeout=_SPACE_RECHECK_S, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for w in waiters:
+                    w.cancel()
+        finally:
+            self._waiting_for_space = False
+
+    def reporter(self, stats: ProfileStats) -> DeliveryCallback:
+        log = self._log.bind(profile=stats.name)
+        latency = stats.latency
+        last_logged = 0.0
+        suppressed = 0
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            nonlocal last_logged, suppressed
+            if err is None:
+                stats.delivered += 1
+                seconds = msg.latency()
+                if seconds is not None:
+                    latency.observe(seconds)
+                if self._outage_since is not None:
+                    self._recovered()
+                return
+            if err.code() in _PURGED:
+                stats.undelivered += 1
+                return
+            stats.failed += 1
+            now = time.monotonic()
+            if now - last_logged >= _FAILURE_LOG_EVERY_S:
+                log.error(
+                    "delivery_failed",
+                    topic=msg.topic(),
+                    reason=err.str(),
+                    code=err.name(),
+                    also_failed_since_last_line=suppressed,
+                )
+                last_logged, suppressed = now, 0
+            else:
+                suppressed += 1
+
+        return on_delivery
+
+    def queued(self) -> int:
+        """Messages (and pending events) inside librdkafka."""
+        return len(self._producer)
+
+    # -- delivery thread ------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        producer = self._producer
+        try:
+            while not self._closing.is_set():
+                if producer.poll(_POLL_S) and self._waiting_for_space:
+                    self._wake_space_waiter()
+            while len(producer) and not self._forced.is_set():
+                remaining = self._drain_deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                producer.flush(min(_POLL_S, remaining))
+            if len(producer):
+                # Out of time: purge, then serve the purge reports so the counters are exact.
+                producer.purge(in_queue=True, in_flight=True, blocking=True)
+                deadline = time.monotonic() + 1.0
+                while producer.poll(0) and time.monotonic() < deadline:
+                    pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine awaiting _done
+            self._done.set_exception(exc)
+        else:
+            self._done.set_result(None)
+
+    def _wake_space_waiter(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._space.set)
+
+    def _on_error(self, err: KafkaError) -> None:
+        code = err.code()
+        if code == KafkaError._ALL_BROKERS_DOWN:
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+                self._log.warning(
+                    "kafka_outage",
+                    bootstrap_servers=self.servers_label,
+                    reason=err.str(),
+                    note="messages stay queued and are retried until message.timeout.ms",
+                )
+        elif code == KafkaError._TRANSPORT:
+            self._log.debug("kafka_transport_error", reason=err.str())
+        else:
+            self._log.warning("kafka_error", code=err.name(), reason=err.str(), fatal=err.fatal())
+
+    def _recovered(self) -> None:
+        since = self._outage_since
+        self._outage_since = None
+        if since is not None:
+            self._log.info(
+                "kafka_recovered",
+                bootstrap_servers=self.servers_label,
+                outage_s=round(time.monotonic() - since, 1),
+            )
+
+
+def _kafka_reason(exc: KafkaException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.str() if isinstance(arg, KafkaError) else str(arg)

@@ -1,0 +1,734 @@
+"""Config loading: the repository's config.yaml, presets, `${VAR}` expansion, env overrides, seed
+mode, the one-line errors and secret redaction."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from supervisor.config import (
+    PRODUCER_DEFAULTS,
+    REDACTED,
+    Config,
+    KafkaSettings,
+    ProfileSettings,
+    find_preset,
+)
+from supervisor.errors import ConfigError, ExitCode
+
+REPO = Path(__file__).resolve().parents[2]
+MINIMAL = """
+profiles:
+  only: {interval_s: 1, min_records: 1, max_records: 2}
+"""
+
+
+def write(directory: Path, text: str, name: str = "config.yaml") -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load(directory: Path, text: str, env: dict[str, str] | None = None) -> Config:
+    return Config.from_yaml(write(directory, text), env=env or {})
+
+
+def load_error(directory: Path, text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(directory, text, env)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert caught.value.exit_code is ExitCode.BAD_INPUT
+    return message
+
+
+# --- the repository's files ----------------------------------------------------------------------
+
+
+def test_repository_config_runs_the_three_presets_on_embedded_defaults() -> None:
+    config = Config.from_yaml(REPO / "config.yaml", env={})
+
+    assert config.kafka.bootstrap_servers == "embedded"
+    assert config.kafka.topic == "transactions"
+    assert config.kafka.producer_config() == dict(PRODUCER_DEFAULTS)  # no bootstrap.servers
+    assert config.dataset.uri == str(REPO / "data" / "transactions.csv")
+    assert config.dataset.on_invalid == "skip"
+    assert config.source == str(REPO / "config.yaml")
+    assert config.shutdown_timeout_s == 10.0
+    assert config.stats_interval_s == 10.0
+    batches = {
+        name: (p.interval_s, p.min_records, p.max_records) for name, p in config.profiles.items()
+    }
+    assert batches == {"high": (0.2, 10, 20), "normal": (0.5, 1, 10), "low": (2.0, 1, 5)}
+    assert all(
+        p.topic is None and p.seed is None and p.key is None for p in config.profiles.values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "records_per_s"), [("high", 75.0), ("normal", 11.0), ("low", 1.5)]
+)
+def test_bundled_presets_match_the_seed(name: str, records_per_s: float) -> None:
+    path = find_preset(name, REPO / "nowhere")
+    first_line = path.read_text(encoding="utf-8").splitlines()[0]
+    profile = ProfileSettings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+    assert profile.records_per_s == pytest.approx(records_per_s)
+    assert first_line.startswith("#")
+    assert "records/s" in first_line
+
+
+# --- presets -------------------------------------------------------------------------------------
+
+
+def test_profile_keys_override_its_preset(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        profiles:
+          burst: {preset: high, max_records: 30, seed: 7, topic: bursts}
+        """,
+    )
+
+    burst = config.profiles["burst"]
+    assert (burst.interval_s, burst.min_records, burst.max_records) == (0.2, 10, 30)
+    assert (burst.seed, burst.topic) == (7, "bursts")
+
+
+def test_a_preset_next_to_the_config_wins_over_the_bundled_one(tmp_path: Path) -> None:
+    write(tmp_path, "interval_s: 3\nmin_records: 2\nmax_records: 4\n", "profiles/high.yaml")
+    write(tmp_path, "interval_s: 9\nmin_records: 1\nmax_records: 1\n", "profiles/nightly.yaml")
+    config = load(
+        tmp_path,
+        """
+        profiles:
+          high: {preset: high}
+          nightly: {preset: nightly}
+        """,
+    )
+
+    assert config.profiles["high"].interval_s == 3.0
+    assert config.profiles["nightly"].interval_s == 9.0
+    assert find_preset("nightly", tmp_path) == tmp_path / "profiles" / "nightly.yaml"
+
+
+def test_unknown_preset_lists_the_available_ones(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "profiles:\n  p: {preset: turbo}\n")
+
+    assert "profiles.p.preset" in message
+    assert "'turbo'" in message
+    assert "available: high, low, normal" in message
+
+
+@pytest.mark.parametrize("name", ["../outside", "high/../../outside", "", ".hidden"])
+def test_preset_names_cannot_leave_the_presets_folder(tmp_path: Path, name: str) -> None:
+    write(tmp_path, "interval_s: 1\n", "outside.yaml")
+    write(tmp_path, "interval_s: 1\n", "profiles/.hidden.yaml")
+
+    with pytest.raises(ConfigError, match="unknown preset"):
+        find_preset(name, tmp_path)
+
+
+def test_preset_must_be_a_name(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "profiles:\n  p: {preset: [high]}\n")
+
+    assert "profiles.p.preset: must be a preset name (got ['high'])" in message
+
+
+def test_a_preset_cannot_use_a_preset(tmp_path: Path) -> None:
+    preset = write(tmp_path, "preset: high\n", "profiles/chained.yaml")
+    message = load_error(tmp_path, "profiles:\n  p: {preset: chained}\n")
+
+    assert message == f"{preset}: preset: a preset cannot itself use a preset"
+
+
+def test_unknown_key_in_a_preset_names_the_preset_file(tmp_path: Path) -> None:
+    preset = write(tmp_path, "interval: 1\n", "profiles/typo.yaml")
+    message = load_error(tmp_path, "profiles:\n  p: {preset: typo}\n")
+
+    assert message.startswith(f"{preset}: interval: unknown key — did you mean 'interval_s'?")
+
+
+def test_a_bad_value_from_a_preset_says_where_it_came_from(tmp_path: Path) -> None:
+    preset = write(tmp_path, "interval_s: -1\nmin_records: 1\n", "profiles/bad.yaml")
+    message = load_error(tmp_path, "profiles:\n  p: {preset: bad, max_records: 3}\n")
+
+    assert f"profiles.p.interval_s (set by preset 'bad' in {preset}):" in message
+    assert "must be greater than 0 (got -1)" in message
+
+
+# --- ${VAR} expansion ----------------------------------------------------------------------------
+
+
+def test_env_references_are_expanded_in_every_string(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        kafka:
+          bootstrap_servers: ${KAFKA_HOST}:${KAFKA_PORT:-9092}
+          topic: ${TOPIC:-tx}-events
+          config: {sasl.username: "${USER_NAME}", client.id: "id-${EMPTY:-fallback}"}
+        profiles:
+          p: {interval_s: "${INTERVAL:-0.25}", min_records: "${MIN}", max_records: 5}
+        """,
+        env={"KAFKA_HOST": "broker", "USER_NAME": "alice", "EMPTY": "", "MIN": "2"},
+    )
+
+    assert config.kafka.bootstrap_servers == "broker:9092"
+    assert config.kafka.topic == "tx-events"
+    assert config.kafka.config == {"sasl.username": "alice", "client.id": "id-fallback"}
+    assert (config.profiles["p"].interval_s, config.profiles["p"].min_records) == (0.25, 2)
+
+
+def test_dollar_dollar_brace_is_a_literal(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + "kafka:\n  config: {sasl.username: 'a$${B}c'}\n")
+
+    assert config.kafka.config["sasl.username"] == "a${B}c"
+
+
+def test_a_variable_set_but_empty_is_used_without_a_default(tmp_path: Path) -> None:
+    config = load(
+        tmp_path, MINIMAL + "kafka:\n  config: {client.id: 'x${EMPTY}y'}\n", {"EMPTY": ""}
+    )
+
+    assert config.kafka.config["client.id"] == "xy"
+
+
+def test_unset_variable_without_default_names_it_and_the_key(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL + "kafka:\n  bootstrap_servers: ${KAFKA_HOST}\n")
+
+    assert message == (
+        f"{tmp_path / 'config.yaml'}: kafka.bootstrap_servers: environment variable KAFKA_HOST"
+        " is not set and has no default (write ${KAFKA_HOST:-value} for one)"
+    )
+
+
+def test_malformed_reference_is_an_error(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL + "kafka:\n  topic: ${1BAD}\n")
+
+    assert "kafka.topic: malformed variable reference" in message
+
+
+def test_yaml_anchors_aliases_and_merge_keys_work(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        profiles:
+          a: &base {interval_s: "${I:-2}", min_records: 1, max_records: 2}
+          b: {<<: *base, max_records: 9}
+          c: *base
+        """,
+        env={"I": "4"},
+    )
+
+    assert [p.interval_s for p in config.profiles.values()] == [4.0, 4.0, 4.0]
+    assert config.profiles["b"].max_records == 9
+
+
+def test_alias_bombs_and_self_references_stay_cheap(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = "bomb:\n" + "\n".join(f"  {level}" for level in levels) + "\n"
+    assert "bomb: unknown key" in load_error(tmp_path, MINIMAL + bomb)
+    assert "loop: unknown key" in load_error(tmp_path, MINIMAL + "loop: &loop [*loop]\n")
+
+
+# --- environment overrides -----------------------------------------------------------------------
+
+
+SEED_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:19092",
+    "KAFKA_TOPIC": "payments",
+    "ENDPOINT_URL": "http://minio:9000",
+    "KEY": "minioadmin",
+    "SECRET": "minio-secret-value",
+}
+
+
+def test_seed_env_vars_win_over_the_file(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        MINIMAL
+        + textwrap.dedent("""
+        kafka: {bootstrap_servers: localhost:9092, topic: transactions}
+        dataset:
+          uri: s3://bucket/transactions.csv
+          s3: {endpoint_url: http://localhost:9000, access_key: a, secret_key: b}
+        """),
+        env=SEED_ENV,
+    )
+
+    assert config.kafka.bootstrap_servers == "kafka:19092"
+    assert config.kafka.producer_config()["bootstrap.servers"] == "kafka:19092"
+    assert config.kafka.topic == "payments"
+    s3 = config.dataset.s3
+    assert s3.endpoint_url == "http://minio:9000"
+    assert s3.access_key is not None
+    assert s3.access_key.get_secret_value() == "minioadmin"
+    assert s3.secret_key is not None
+    assert s3.secret_key.get_secret_value() == "minio-secret-value"
+
+
+def test_empty_env_vars_do_not_override(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        MINIMAL + "kafka: {bootstrap_servers: 'localhost:9092', topic: t}\n",
+        env=dict.fromkeys(SEED_ENV, ""),
+    )
+
+    assert (config.kafka.bootstrap_servers, config.kafka.topic) == ("localhost:9092", "t")
+    assert config.dataset.s3.access_key is None
+
+
+def test_env_overrides_fill_null_sections(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + "kafka:\ndataset:\n", env={"KAFKA_TOPIC": "t2"})
+
+    assert config.kafka.topic == "t2"
+    assert config.dataset.uri == str(tmp_path / "data" / "transactions.csv")
+
+
+@pytest.mark.parametrize(
+    ("file_region", "env", "expected"),
+    [
+        (None, {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}, "eu-west-1"),
+        (None, {"AWS_DEFAULT_REGION": "us-east-1"}, "us-east-1"),
+        ("ap-south-1", {"AWS_REGION": "eu-west-1"}, "ap-south-1"),
+        (None, {}, None),
+    ],
+)
+def test_region_falls_back_to_aws_env(
+    tmp_path: Path, file_region: str | None, env: dict[str, str], expected: str | None
+) -> None:
+    region = "null" if file_region is None else file_region
+    config = load(tmp_path, MINIMAL + f"dataset:\n  s3: {{region: {region}}}\n", env)
+
+    assert config.dataset.s3.region == expected
+
+
+def test_an_invalid_env_override_is_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL, env={"KAFKA_TOPIC": "bad topic"})
+
+    assert "kafka.topic (from KAFKA_TOPIC): invalid Kafka topic name 'bad topic'" in message
+
+
+# --- seed mode -----------------------------------------------------------------------------------
+
+
+def test_seed_mode_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = Config.from_env({})
+
+    assert list(config.profiles) == ["default"]
+    default = config.profiles["default"]
+    assert (default.interval_s, default.min_records, default.max_records) == (0.5, 1, 10)
+    assert default.records_per_s == pytest.approx(11.0)
+    assert config.dataset.uri == str(tmp_path / "data" / "transactions.csv")
+    assert config.kafka.bootstrap_servers == "embedded"
+    assert config.source == "environment"
+
+
+def test_seed_mode_reads_the_seed_env_vars() -> None:
+    env = {
+        **SEED_ENV,
+        "PRODUCE_INTERVAL": "0.2",
+        "MIN_RECORDS_PER_BATCH": "10",
+        "MAX_RECORDS_PER_BATCH": "20",
+        "DATASET_URI": "s3://transactions/transactions.csv",
+    }
+    config = Config.from_env(env)
+
+    default = config.profiles["default"]
+    assert (default.interval_s, default.min_records, default.max_records) == (0.2, 10, 20)
+    assert config.dataset.uri == "s3://transactions/transactions.csv"
+    assert config.kafka.bootstrap_servers == "kafka:19092"
+    assert config.kafka.topic == "payments"
+    assert config.dataset.s3.endpoint_url == "http://minio:9000"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"PRODUCE_INTERVAL": "fast"},
+            "environment: profiles.default.interval_s (from PRODUCE_INTERVAL): must be a number"
+            " (got 'fast')",
+        ),
+        (
+            {"MIN_RECORDS_PER_BATCH": "12"},
+            "environment: profiles.default: min_records (12) is greater than max_records (10)",
+        ),
+        (
+            {"MAX_RECORDS_PER_BATCH": "0", "MIN_RECORDS_PER_BATCH": "0"},
+            "environment: profiles.default.min_records (from MIN_RECORDS_PER_BATCH): must be at"
+            " least 1 (got '0')",
+        ),
+    ],
+)
+def test_seed_mode_errors_name_the_env_var(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(env)
+
+    assert str(caught.value) == expected
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as caught:
+        Config.from_yaml(missing, env={})
+
+    assert str(caught.value) == (
+        f"config file '{missing}' not found — pass --config PATH or create it"
+        " (see config.yaml in the repository)"
+    )
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        Config.from_yaml(tmp_path, env={})
+
+
+def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "profiles:\n  a: {interval_s: 1\n  b: 2\n")
+
+    assert message.startswith(f"{tmp_path / 'config.yaml'}:3:")
+    assert "invalid YAML: expected ',' or '}'" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: 1\n---\nb: 2\n", ":2:1: invalid YAML: expected a single document in the stream, but"),
+        ("profiles:\n\tp: 1\n", ":2:1: invalid YAML: found character '\\t' that cannot start"),
+        ("profiles: x\x00\n", ":1:12: invalid YAML: character #x0000: special characters are"),
+    ],
+)
+def test_yaml_errors_point_at_the_spot(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in load_error(tmp_path, text)
+
+
+def test_yaml_bad_tagged_value(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "profiles: !!int abc\n")
+
+    assert "invalid YAML: cannot convert a value" in message
+
+
+def test_duplicate_keys_are_errors(tmp_path: Path) -> None:
+    message = load_error(
+        tmp_path, MINIMAL + "  only: {interval_s: 2, min_records: 1, max_records: 2}\n"
+    )
+
+    assert ":4:3: invalid YAML: found duplicate key 'only'" in message
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "str")])
+def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
+    message = load_error(tmp_path, text)
+
+    assert message.endswith(f"must be a mapping of settings (got {kind})")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "profiles:\n  high: {intervl_s: 1, min_records: 1, max_records: 2}\n",
+            "profiles.high.intervl_s: unknown key — did you mean 'interval_s'? (expected one of:"
+            " interval_s, min_records, max_records, topic, seed, key, id, timestamp, preset)",
+        ),
+        (
+            MINIMAL + "kafak: {}\n",
+            "kafak: unknown key — did you mean 'kafka'? (expected one of: kafka, dataset,"
+            " profiles, shutdown_timeout_s, stats_interval_s)",
+        ),
+        (
+            MINIMAL + "dataset: {s3: {acess_key: x}}\n",
+            "dataset.s3.acess_key: unknown key — did you mean 'access_key'?",
+        ),
+        (
+            MINIMAL + "source: elsewhere\n",
+            "source: unknown key (the loader sets it)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: soon, min_records: 1, max_records: 2}\n",
+            "profiles.p.interval_s: must be a number (got 'soon')",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 1.5, max_records: 2}\n",
+            "profiles.p.min_records: must be a whole number (got 1.5)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: yes, min_records: 1, max_records: 2}\n",
+            "profiles.p.interval_s: must be a number, not true",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 0, min_records: 1, max_records: 2}\n",
+            "profiles.p.interval_s: must be greater than 0 (got 0)",
+        ),
+        (
+            "profiles:\n  low: {interval_s: -1, min_records: 1, max_records: 2}\n",
+            "profiles.low.interval_s: must be greater than 0 (got -1)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: .nan, min_records: 1, max_records: 2}\n",
+            "profiles.p.interval_s: must be a finite number (got nan)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: .inf, min_records: 1, max_records: 2}\n",
+            "profiles.p.interval_s: must be a finite number (got inf)",
+        ),
+        (
+            "profiles:\n  normal: {interval_s: 1, min_records: 12, max_records: 10}\n",
+            "profiles.normal: min_records (12) is greater than max_records (10)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 0, max_records: 2}\n",
+            "profiles.p.min_records: must be at least 1 (got 0)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 1}\n",
+            "profiles.p: missing required key 'max_records'",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 2, key: user}\n",
+            "profiles.p.key: must be 'id', 'description', 'amount', 'timestamp', 'merchant',"
+            " 'operation_type' or 'side' (got 'user')",
+        ),
+        ("profiles: {}\n", "profiles: no profiles defined — add at least one under 'profiles:'"),
+        ("profiles:\n", "profiles: no profiles defined — add at least one under 'profiles:'"),
+        ("kafka: {}\n", "profiles: no profiles defined — add at least one under 'profiles:'"),
+        ("", "profiles: no profiles defined — add at least one under 'profiles:'"),
+        ("profiles: [high]\n", "profiles: must be a mapping (got ['high'])"),
+        (
+            "profiles:\n  'bad name': {interval_s: 1, min_records: 1, max_records: 2}\n",
+            "profiles: invalid profile name 'bad name'",
+        ),
+        (
+            "profiles:\n  1: {interval_s: 1, min_records: 1, max_records: 2}\n",
+            "profiles: key 1 must be a string — quote it",
+        ),
+        (MINIMAL + "kafka: {topic: 'a b'}\n", "kafka.topic: invalid Kafka topic name 'a b'"),
+        (MINIMAL + "kafka: {topic: '..'}\n", "kafka.topic: invalid Kafka topic name '..'"),
+        (MINIMAL + f"kafka: {{topic: {'t' * 250}}}\n", "kafka.topic: invalid Kafka topic name"),
+        (MINIMAL + "kafka: {topic: 2024}\n", "kafka.topic: must be a string — quote it (got 2024)"),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 2, topic: 'tx/1'}\n",
+            "profiles.p.topic: invalid Kafka topic name 'tx/1'",
+        ),
+        (
+            MINIMAL + "kafka: {config: {bootstrap.servers: 'h:1'}}\n",
+            "kafka.config: 'bootstrap.servers' cannot be set here: use kafka.bootstrap_servers",
+        ),
+        (
+            MINIMAL + "kafka: {config: {metadata.broker.list: 'h:1'}}\n",
+            "kafka.config: 'metadata.broker.list' cannot be set here",
+        ),
+        (
+            MINIMAL + "kafka: {config: {error_cb: handler}}\n",
+            "kafka.config: 'error_cb' is a callback and cannot be set from a config file",
+        ),
+        (
+            MINIMAL + "kafka: {config: {linger.ms: [1]}}\n",
+            "kafka.config: property 'linger.ms' must be a string, number or boolean (got [1])",
+        ),
+        (
+            MINIMAL + "kafka: {bootstrap_servers: ' '}\n",
+            "kafka.bootstrap_servers: must not be empty",
+        ),
+        (
+            MINIMAL + "dataset: {uri: 'https://x/y.csv'}\n",
+            "dataset.uri: unsupported scheme 'https'",
+        ),
+        (MINIMAL + "dataset: {uri: 's3://bucket'}\n", "dataset.uri: 's3://bucket' must name a"),
+        (MINIMAL + "dataset: {on_invalid: drop}\n", "dataset.on_invalid: must be 'skip' or 'fail'"),
+        (MINIMAL + "shutdown_timeout_s: 0\n", "shutdown_timeout_s: must be greater than 0 (got 0)"),
+        (
+            "profiles:\n  p: {interval_s: 0, min_records: 0, max_records: 2}\n",
+            "profiles.p.interval_s: must be greater than 0 (got 0) (+1 more problem)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 0, min_records: 0, max_records: x}\n",
+            "(+2 more problems)",
+        ),
+    ],
+)
+def test_validation_errors_are_one_line_naming_the_culprit(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    message = load_error(tmp_path, text)
+
+    assert message.startswith(f"{tmp_path / 'config.yaml'}: ")
+    assert expected in message
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+SECRETS_YAML = (
+    MINIMAL
+    + """
+kafka:
+  bootstrap_servers: broker:9093
+  config:
+    security.protocol: SASL_SSL
+    sasl.username: alice
+    sasl.password: kafka-pass-123
+    sasl.oauthbearer.client.secret: oauth-secret-456
+    ssl.key.password: key-pass-789
+    sasl.jaas.config: jaas-000
+dataset:
+  uri: s3://b/k.csv
+  s3: {access_key: access-abc, secret_key: secret-def}
+"""
+)
+SECRET_VALUES = [
+    "kafka-pass-123",
+    "oauth-secret-456",
+    "key-pass-789",
+    "jaas-000",
+    "access-abc",
+    "secret-def",
+]
+
+
+def test_repr_str_and_dumps_hide_secrets(tmp_path: Path) -> None:
+    config = load(tmp_path, SECRETS_YAML)
+    shown = [
+        repr(config),
+        str(config),
+        repr(config.kafka),
+        str(config.kafka),
+        str(config.model_dump()),
+        config.model_dump_json(),
+        str(config.kafka.redacted_config()),
+    ]
+
+    for text in shown:
+        for secret in SECRET_VALUES:
+            assert secret not in text
+    assert "alice" in repr(config)
+    assert config.kafka.redacted_config()["sasl.password"] == REDACTED
+    assert config.kafka.redacted_config()["bootstrap.servers"] == "broker:9093"
+
+
+def test_producer_config_carries_the_real_values(tmp_path: Path) -> None:
+    config = load(tmp_path, SECRETS_YAML)
+    producer = config.kafka.producer_config()
+
+    assert producer["sasl.password"] == "kafka-pass-123"
+    assert producer["acks"] == "all"
+    assert producer["bootstrap.servers"] == "broker:9093"
+
+
+def test_models_are_frozen(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL)
+
+    with pytest.raises(ValidationError, match="frozen"):
+        config.profiles["only"].interval_s = 5  # type: ignore[misc]
+
+
+def test_kafka_config_overrides_producer_defaults() -> None:
+    kafka = KafkaSettings(config={"acks": 1, "linger.ms": 50})
+
+    assert kafka.producer_config() == {**PRODUCER_DEFAULTS, "acks": 1, "linger.ms": 50}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MINIMAL + "dataset: {s3: {access_key: [hidden-1]}}\n",
+        MINIMAL + "dataset: {s3: {secret_key: {v: hidden-1}}}\n",
+        MINIMAL + "dataset: {s3: hidden-1}\n",
+        MINIMAL + "kafka: {config: {sasl.password: [hidden-1]}}\n",
+        MINIMAL + "kafka: {config: hidden-1}\n",
+    ],
+)
+def test_errors_never_echo_secret_values(tmp_path: Path, text: str) -> None:
+    message = load_error(tmp_path, text)
+
+    assert "hidden-1" not in message
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+KEYS = st.sampled_from(
+    [
+        "kafka",
+        "dataset",
+        "profiles",
+        "high",
+        "preset",
+        "interval_s",
+        "min_records",
+        "max_records",
+        "topic",
+        "config",
+        "bootstrap_servers",
+        "uri",
+        "s3",
+        "access_key",
+        "shutdown_timeout_s",
+    ]
+) | st.text(max_size=10)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(["high", "low", "${X}", "${UNSET}", "${X:-2}", "$${", "s3://b/k", "0.5"])
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=5),
+    max_leaves=30,
+)
+DOCUMENTS = st.dictionaries(KEYS, VALUES, max_size=6)
+PROPERTY_SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def check_loads_or_fails_cleanly(path: Path) -> None:
+    """`from_yaml` returns a sound Config or raises a one-line ConfigError, nothing else."""
+    try:
+        config = Config.from_yaml(path, env={"X": "1"})
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        for profile in config.profiles.values():
+            assert 1 <= profile.min_records <= profile.max_records
+            assert math.isfinite(profile.interval_s)
+            assert profile.interval_s > 0
+        return
+    assert "\n" not in message
+
+
+@PROPERTY_SETTINGS
+@given(document=DOCUMENTS)
+def test_any_mapping_yields_a_config_or_a_config_error(
+    tmp_path_factory: pytest.TempPathFactory, document: dict[Any, Any]
+) -> None:
+    path = tmp_path_factory.mktemp("doc") / "config.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+    check_loads_or_fails_cleanly(path)
+
+
+@PROPERTY_SETTINGS
+@given(text=st.text(alphabet=st.sampled_from("ab:-{}[]&*!<>|'\"#%@`?,. \n\t$0")) | st.text())
+def test_any_text_yields_a_config_or_a_config_error(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("text") / "config.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+
+    check_loads_or_fails_cleanly(path)

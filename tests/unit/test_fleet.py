@@ -1,0 +1,235 @@
+"""The fleet's logic against a fake sink: sampling, headers, backpressure, supervision, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from supervisor.config import Config
+from supervisor.dataset import FIELDS, Dataset, parse_csv
+from supervisor.fleet import Fleet, RestartPolicy
+from tests.fakes import FakeSink
+
+CSV = (
+    "id,description,amount,timestamp,merchant,operation_type,side\n"
+    + "".join(
+        f"{uuid.UUID(int=i + 1)},Card payment {i},{i}.5{i},2026-01-1{i}T10:00:00,Shop {i},"
+        f"{'debit' if i % 2 else 'credit'},{'outgoing' if i % 2 else 'incoming'}\n"
+        for i in range(8)
+    )
+).encode()
+
+FAST = RestartPolicy(max_restarts=2, window_s=60, backoff_initial_s=0.001, backoff_max_s=0.001)
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    return parse_csv(CSV, source="inline")
+
+
+def make_config(**profiles: dict[str, Any]) -> Config:
+    return Config.model_validate(
+        {"kafka": {"topic": "tx"}, "profiles": profiles, "stats_interval_s": 3600}
+    )
+
+
+def stop_after(n: int, stop: asyncio.Event) -> Any:
+    def hook(sink: FakeSink) -> None:
+        if len(sink.sent) >= n:
+            stop.set()
+
+    return hook
+
+
+async def run_fleet(
+    config: Config, dataset: Dataset, sink: FakeSink, stop: asyncio.Event, **kw: Any
+) -> Fleet:
+    fleet = Fleet(config, dataset, sink, **kw)
+    await asyncio.wait_for(fleet.run(stop), timeout=30)
+    return fleet
+
+
+def test_every_profile_streams_dataset_records_with_its_header(dataset: Dataset) -> None:
+    config = make_config(
+        high={"interval_s": 0.001, "min_records": 10, "max_records": 20},
+        normal={"interval_s": 0.001, "min_records": 1, "max_records": 10, "topic": "other"},
+        low={"interval_s": 0.001, "min_records": 1, "max_records": 5, "key": "merchant"},
+    )
+
+    async def scenario() -> tuple[Fleet, FakeSink]:
+        stop = asyncio.Event()
+        sink = FakeSink(on_produce=stop_after(600, stop))
+        fleet = await run_fleet(config, dataset, sink, stop)
+        sink.ack()
+        return fleet, sink
+
+    fleet, sink = asyncio.run(scenario())
+    by_profile: dict[str, list[Any]] = {}
+    for item in sink.sent:
+        by_profile.setdefault(dict(item.headers)["profile"].decode(), []).append(item)
+    assert set(by_profile) == {"high", "normal", "low"}
+    valid = set(dataset.values)
+    for name, items in by_profile.items():
+        stats = fleet.stats[name]
+        assert stats.produced == len(items) == stats.delivered
+        assert stats.bytes == sum(len(i.value) for i in items)
+        lo, hi = config.profiles[name].min_records, config.profiles[name].max_records
+        assert lo * stats.batches <= stats.produced <= hi * stats.batches
+        assert all(i.value in valid for i in items)
+        assert {i.topic for i in items} == {"other" if name == "normal" else "tx"}
+    low_keys = {i.key for i in by_profile["low"]}
+    assert low_keys <= {f"Shop {i}".encode() for i in range(8)}
+    assert all(i.key is None for i in by_profile["high"])
+
+
+def test_fresh_ids_and_now_timestamps_are_rewritten(dataset: Dataset) -> None:
+    config = make_config(
+        p={
+            "interval_s": 0.001,
+            "min_records": 5,
+            "max_records": 5,
+            "id": "fresh",
+            "timestamp": "now",
+            "key": "id",
+        }
+    )
+
+    async def scenario() -> FakeSink:
+        stop = asyncio.Event()
+        sink = FakeSink(on_produce=stop_after(50, stop))
+        await run_fleet(config, dataset, sink, stop)
+        return sink
+
+    sink = asyncio.run(scenario())
+    originals = {json.loads(v)["description"]: json.loads(v) for v in dataset.values}
+    ids = set()
+    for item in sink.sent:
+        event = json.loads(item.value)
+        assert tuple(event) == FIELDS
+        assert uuid.UUID(event["id"]).version == 4
+        assert item.key == event["id"].encode()
+        ids.add(event["id"])
+        original = originals[event["description"]]
+        assert event["timestamp"] != original["timestamp"]
+        assert event["timestamp"].endswith("+00:00")
+        assert {k: v for k, v in event.items() if k not in ("id", "timestamp")} == {
+            k: v for k, v in original.items() if k not in ("id", "timestamp")
+        }
+    assert len(ids) == len(sink.sent)  # a fresh id per emitted event
+
+
+def test_queue_full_is_backpressure_and_loses_nothing(dataset: Dataset) -> None:
+    config = make_config(p={"interval_s": 0.001, "min_records": 10, "max_records": 10})
+
+    class DrainingSink(FakeSink):
+        async def wait_for_space(self, stop: asyncio.Event) -> None:
+            self.ack()  # the broker catches up while the profile waits
+
+    async def scenario() -> tuple[Fleet, FakeSink]:
+        stop = asyncio.Event()
+        sink = DrainingSink(capacity=3, on_produce=stop_after(200, stop))
+        fleet = await run_fleet(config, dataset, sink, stop)
+        sink.ack()
+        return fleet, sink
+
+    fleet, sink = asyncio.run(scenario())
+    stats = fleet.stats["p"]
+    assert sink.buffer_errors > 0
+    assert stats.produced == len(sink.sent) == stats.delivered
+    assert stats.produced == 10 * stats.batches  # no message of a batch skipped
+
+
+def test_stop_while_waiting_for_space_returns_without_losing_count(dataset: Dataset) -> None:
+    config = make_config(p={"interval_s": 0.001, "min_records": 5, "max_records": 5})
+
+    async def scenario() -> tuple[Fleet, FakeSink]:
+        stop = asyncio.Event()
+        sink = FakeSink(capacity=2)
+        fleet = Fleet(config, dataset, sink)
+        task = asyncio.create_task(fleet.run(stop))
+        await sink.full.wait()
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        return fleet, sink
+
+    fleet, sink = asyncio.run(scenario())
+    stats = fleet.stats["p"]
+    assert stats.produced == len(sink.sent) == 2
+    assert stats.in_flight == 2
+    assert stats.stopped_at is not None
+
+
+def test_crashing_profile_restarts_and_others_keep_running(dataset: Dataset) -> None:
+    config = make_config(
+        flaky={"interval_s": 0.001, "min_records": 1, "max_records": 1},
+        steady={"interval_s": 0.001, "min_records": 1, "max_records": 1},
+    )
+    crashes = {"left": 2}
+
+    async def scenario() -> tuple[Fleet, FakeSink]:
+        stop = asyncio.Event()
+
+        def hook(sink: FakeSink) -> None:
+            if dict(sink.sent[-1].headers)["profile"] == b"flaky" and crashes["left"]:
+                crashes["left"] -= 1
+                raise RuntimeError("boom")
+            if len(sink.sent) >= 100:
+                stop.set()
+
+        sink = FakeSink(on_produce=hook)
+        fleet = await run_fleet(config, dataset, sink, stop, restart_policy=FAST)
+        return fleet, sink
+
+    fleet, _ = asyncio.run(scenario())
+    assert fleet.crashed == []
+    assert fleet.stats["flaky"].restarts == 2
+    assert fleet.stats["flaky"].batches > 2
+    assert fleet.stats["steady"].produced > 0
+
+
+def test_profile_past_its_restart_limit_stops_the_fleet(dataset: Dataset) -> None:
+    config = make_config(
+        broken={"interval_s": 0.001, "min_records": 1, "max_records": 1},
+        steady={"interval_s": 0.001, "min_records": 1, "max_records": 1},
+    )
+
+    async def scenario() -> Fleet:
+        stop = asyncio.Event()
+
+        def hook(sink: FakeSink) -> None:
+            if dict(sink.sent[-1].headers)["profile"] == b"broken":
+                raise RuntimeError("always")
+
+        return await run_fleet(
+            config, dataset, FakeSink(on_produce=hook), stop, restart_policy=FAST
+        )
+
+    fleet = asyncio.run(scenario())
+    assert fleet.crashed == ["broken"]
+    assert fleet.stats["broken"].restarts == FAST.max_restarts
+
+
+def test_seeded_profile_emits_the_same_sequence_every_run(dataset: Dataset) -> None:
+    config = make_config(
+        p={
+            "interval_s": 0.001,
+            "min_records": 1,
+            "max_records": 10,
+            "seed": 1234,
+            "id": "fresh",
+        }
+    )
+
+    async def scenario() -> list[bytes]:
+        stop = asyncio.Event()
+        sink = FakeSink(on_produce=stop_after(300, stop))
+        await run_fleet(config, dataset, sink, stop)
+        return [s.value for s in sink.sent[:300]]
+
+    first, second = asyncio.run(scenario()), asyncio.run(scenario())
+    assert first == second
+    assert len(set(first)) == 300  # fresh ids: no two events alike
