@@ -79,13 +79,14 @@ async def serve(
         profiles=list(config.profiles),
         producer_config=kafka.redacted_config(),
     )
-    dataset = await load(config)
-    if stop.is_set():
-        return ExitCode.OK, None
-
+    # Creating the producer validates every librdkafka property (ConfigError) before the dataset
+    # load, which may take seconds; nothing is sent until the delivery thread starts below.
     sink = KafkaSink(
         kafka.producer_config(), embedded=kafka.is_embedded, servers_label=kafka.bootstrap_servers
     )
+    dataset = await load(config)
+    if stop.is_set():
+        return ExitCode.OK, None
     sink.start()
     fleet = Fleet(config, dataset, sink)
     started = fleet.clock()

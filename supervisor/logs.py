@@ -21,11 +21,25 @@ LogFormat = Literal["auto", "json", "console"]
 LIBRDKAFKA_LOGGER = "librdkafka"
 
 
+class _Stderr:
+    """Writes to whatever `sys.stderr` is at the time of the write, not at configure time (pytest
+    and embedding applications swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(
     *, fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
 ) -> None:
     """Configure structlog and the stdlib root logger to write to `stream` (stderr)."""
-    out = stream if stream is not None else sys.stderr
+    out: TextIO = stream if stream is not None else _Stderr()  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
 

@@ -195,7 +195,7 @@ class KafkaSink:
 
     async def close(self, *, timeout_s: float, force: asyncio.Event) -> None:
         """Flush what is queued within `timeout_s` (or until `force` is set), then purge the
-        rest, whose delivery reports count it as undelivered, and release the producer."""
+        rest, whose delivery reports count it as undelivered."""
         self._drain_deadline = time.monotonic() + timeout_s
         self._closing.set()
         if self._thread is None:  # never started: drain on a worker thread instead
