@@ -1,0 +1,159 @@
+"""One contract, two sinks: the fake used by unit tests and the real KafkaSink on a real broker.
+
+If the fake drifts from what the Kafka sink does, the fleet's unit tests would prove nothing;
+this suite keeps them honest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from supervisor.sink import KafkaSink
+from supervisor.stats import ProfileStats
+from tests.fakes import FakeSink
+from tests.services import consume_all, free_port
+
+SinkFactory = Callable[[dict[str, Any]], Any]
+
+
+class KafkaUnderTest:
+    """KafkaSink plus what the contract needs to observe it."""
+
+    def __init__(self, bootstrap: str, extra: dict[str, Any]) -> None:
+        self.sink = KafkaSink(
+            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, **extra},
+            embedded=False,
+            servers_label=bootstrap,
+        )
+
+    async def settle(self) -> None:
+        await self.sink.close(timeout_s=15, force=asyncio.Event())
+
+
+class FakeUnderTest:
+    def __init__(self, extra: dict[str, Any]) -> None:
+        capacity = int(extra.get("queue.buffering.max.messages", 1_000_000))
+        self.sink = FakeSink(capacity=capacity)
+
+    async def settle(self) -> None:
+        self.sink.ack()
+
+
+@pytest.fixture(params=["fake", "kafka"])
+def make_sink(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    if request.param == "fake":
+        return FakeUnderTest
+    bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+    return lambda extra: KafkaUnderTest(bootstrap, extra)
+
+
+def run(coro: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(coro())
+
+
+def test_every_produced_message_gets_exactly_one_delivery_report(
+    make_sink: Callable[..., Any], topic: str
+) -> None:
+    async def scenario() -> ProfileStats:
+        under = make_sink({})
+        if isinstance(under, KafkaUnderTest):
+            under.sink.start()
+        stats = ProfileStats("p")
+        report = under.sink.reporter(stats)
+        for i in range(500):
+            under.sink.produce(topic, b'{"n":%d}' % i, None, [("profile", b"p")], report)
+        stats.produced = 500
+        await under.settle()
+        return stats
+
+    stats = run(scenario)
+    assert stats.delivered == 500
+    assert stats.failed == stats.undelivered == stats.in_flight == 0
+
+
+def test_a_full_queue_raises_buffererror_and_stop_ends_the_wait(
+    make_sink: Callable[..., Any], topic: str
+) -> None:
+    async def scenario() -> int:
+        # Nothing serves delivery reports here (the Kafka sink's thread is not started), so the
+        # queue cannot drain: the wait must end because of `stop`, not because space appeared.
+        under = make_sink({"queue.buffering.max.messages": 5, "linger.ms": 10_000})
+        stats = ProfileStats("p")
+        report = under.sink.reporter(stats)
+        accepted = 0
+        for i in range(100):
+            try:
+                under.sink.produce(topic, b"%d" % i, None, [], report)
+            except BufferError:
+                break
+            accepted += 1
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_soon(stop.set)
+        await asyncio.wait_for(under.sink.wait_for_space(stop), timeout=10)
+        stats.produced = accepted
+        await under.settle()
+        return accepted
+
+    assert run(scenario) == 5  # accepted up to the bound, then BufferError (not 100)
+
+
+def test_kafka_sink_purges_what_it_cannot_deliver_and_counts_it(topic: str) -> None:
+    """Nobody listens at the bootstrap address: close() flushes until its budget runs out, then
+    purges, and every message is accounted for as undelivered."""
+
+    async def scenario() -> ProfileStats:
+        nowhere = f"127.0.0.1:{free_port()}"
+        under = KafkaUnderTest(nowhere, {"log_level": 0})
+        under.sink.start()
+        stats = ProfileStats("p")
+        report = under.sink.reporter(stats)
+        for i in range(50):
+            under.sink.produce(topic, b"%d" % i, None, [], report)
+        stats.produced = 50
+        await under.sink.close(timeout_s=0.5, force=asyncio.Event())
+        return stats
+
+    stats = run(scenario)
+    assert stats.undelivered == 50
+    assert stats.delivered == stats.failed == stats.in_flight == 0
+
+
+def test_kafka_sink_close_stops_flushing_at_once_when_forced(topic: str) -> None:
+    async def scenario() -> ProfileStats:
+        nowhere = f"127.0.0.1:{free_port()}"
+        under = KafkaUnderTest(nowhere, {"log_level": 0})
+        under.sink.start()
+        stats = ProfileStats("p")
+        report = under.sink.reporter(stats)
+        for i in range(20):
+            under.sink.produce(topic, b"%d" % i, None, [], report)
+        stats.produced = 20
+        force = asyncio.Event()
+        asyncio.get_running_loop().call_soon(force.set)
+        # A one-hour budget: only `force` can end this close in time for the test's timeout.
+        await asyncio.wait_for(under.sink.close(timeout_s=3600, force=force), timeout=20)
+        return stats
+
+    stats = run(scenario)
+    assert stats.undelivered == 20
+    assert stats.in_flight == 0
+
+
+def test_delivered_messages_carry_value_key_and_headers(kafka_bootstrap: str, topic: str) -> None:
+    async def scenario() -> ProfileStats:
+        under = KafkaUnderTest(kafka_bootstrap, {})
+        under.sink.start()
+        stats = ProfileStats("p")
+        report = under.sink.reporter(stats)
+        under.sink.produce(topic, b'{"a":1}', b"k1", [("profile", b"high")], report)
+        stats.produced = 1
+        await under.settle()
+        return stats
+
+    assert run(scenario).delivered == 1
+    (record,) = consume_all(kafka_bootstrap, topic)
+    assert (record.value, record.key, record.headers) == (b'{"a":1}', b"k1", {"profile": b"high"})
