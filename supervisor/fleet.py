@@ -39,8 +39,27 @@ class RestartPolicy:
     backoff_max_s: float = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    """What applying a new config changes, by profile name."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    dataset_replaced: bool
+
+
+@dataclass(slots=True)
+class _Running:
+    settings: ProfileSettings
+    topic: str
+    halt: asyncio.Event
+    task: asyncio.Task[None]
+
+
 class Fleet:
-    """Runs every profile of a config until `stop` is set."""
+    """Runs every profile of a config until `stop` is set; `apply` changes the set live."""
 
     def __init__(
         self,
@@ -56,36 +75,94 @@ class Fleet:
         self.sink = sink
         self.clock = clock
         self.restart_policy = restart_policy or RestartPolicy()
-        self.stats = {name: ProfileStats(name) for name in config.profiles}
-        self._reporters: dict[str, DeliveryCallback] = {
-            name: sink.reporter(s) for name, s in self.stats.items()
-        }
+        self.stats: dict[str, ProfileStats] = {}
+        """Every profile that ran in this process, including ones a reload removed."""
         self.crashed: list[str] = []
+        self._reporters: dict[str, DeliveryCallback] = {}
+        self._running: dict[str, _Running] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
         self._log = get_logger()
 
     def topics(self) -> list[str]:
         """Every topic some profile writes to."""
-        return sorted({p.topic or self.config.kafka.topic for p in self.config.profiles.values()})
+        return sorted({self._topic_of(p, self.config) for p in self.config.profiles.values()})
+
+    def running(self) -> list[str]:
+        """Names of the profiles currently scheduled."""
+        return list(self._running)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every profile until `stop` is set (or a profile exhausts its restarts, which sets
         it); return once every profile has stopped enqueueing. Delivery of what is still in
         flight is the sink's to finish (`KafkaSink.close`)."""
+        self._stop = stop
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             for name, settings in self.config.profiles.items():
-                tg.create_task(self._supervise(name, settings, stop), name=f"profile:{name}")
+                self._start(name, settings, self.config)
             reporter = tg.create_task(self._report(stop), name="stats")
             await stop.wait()
+            for running in self._running.values():
+                running.halt.set()
             reporter.cancel()
+        self._tg = None
+        self._running.clear()
 
-    async def _supervise(self, name: str, settings: ProfileSettings, stop: asyncio.Event) -> None:
+    async def apply(self, config: Config, dataset: Dataset | None = None) -> ReloadPlan:
+        """Switch to `config` (and `dataset`, when given) while running: added profiles start,
+        removed ones stop (each finishes the batch it is enqueuing), changed ones restart with
+        their new settings, and unchanged ones carry on with their schedule untouched; if a new
+        dataset is given they sample it from their next batch on."""
+        if self._tg is None or self._stop.is_set():
+            raise RuntimeError("the fleet is not running")
+        old = {name: (r.settings, r.topic) for name, r in self._running.items()}
+        new = {name: (p, self._topic_of(p, config)) for name, p in config.profiles.items()}
+        plan = ReloadPlan(
+            added=tuple(n for n in new if n not in old),
+            removed=tuple(n for n in old if n not in new),
+            changed=tuple(n for n in new if n in old and new[n] != old[n]),
+            unchanged=tuple(n for n in new if n in old and new[n] == old[n]),
+            dataset_replaced=dataset is not None,
+        )
+        if dataset is not None:
+            self.dataset = dataset
+        stopping = [self._running.pop(n) for n in (*plan.removed, *plan.changed)]
+        for running in stopping:
+            running.halt.set()
+        await asyncio.gather(*(r.task for r in stopping))
+        self.config = config
+        for name in (*plan.changed, *plan.added):
+            self._start(name, config.profiles[name], config)
+        return plan
+
+    @staticmethod
+    def _topic_of(settings: ProfileSettings, config: Config) -> str:
+        return settings.topic or config.kafka.topic
+
+    def _start(self, name: str, settings: ProfileSettings, config: Config) -> None:
+        assert self._tg is not None
+        stats = self.stats.get(name)
+        if stats is None:
+            stats = self.stats[name] = ProfileStats(name)
+            self._reporters[name] = self.sink.reporter(stats)
+        halt = asyncio.Event()
+        topic = self._topic_of(settings, config)
+        task = self._tg.create_task(
+            self._supervise(name, settings, topic, halt), name=f"profile:{name}"
+        )
+        self._running[name] = _Running(settings, topic, halt, task)
+
+    async def _supervise(
+        self, name: str, settings: ProfileSettings, topic: str, halt: asyncio.Event
+    ) -> None:
         structlog.contextvars.bind_contextvars(profile=name)
         policy = self.restart_policy
         stats = self.stats[name]
         crashes: deque[float] = deque()
         while True:
             try:
-                await self._run_profile(name, settings, stats, stop)
+                await self._run_profile(name, settings, topic, stats, halt)
                 return
             except Exception:  # noqa: BLE001 - supervision: any crash of a profile is restarted
                 now = self.clock()
@@ -100,33 +177,35 @@ class Fleet:
                         exc_info=True,
                     )
                     self.crashed.append(name)
-                    stop.set()
+                    self._stop.set()
                     return
                 backoff = min(
                     policy.backoff_max_s, policy.backoff_initial_s * 2 ** (len(crashes) - 1)
                 )
                 self._log.error("profile_crashed", restart_in_s=backoff, exc_info=True)
-                if await sleep_or_stop(stop, backoff):
+                if await sleep_or_stop(halt, backoff):
                     return
                 stats.restarts += 1
                 self._log.info("profile_restarted", restarts=stats.restarts)
 
     async def _run_profile(
-        self, name: str, settings: ProfileSettings, stats: ProfileStats, stop: asyncio.Event
+        self,
+        name: str,
+        settings: ProfileSettings,
+        topic: str,
+        stats: ProfileStats,
+        halt: asyncio.Event,
     ) -> None:
+        # `halt` stops this profile (a reload, or the fleet stopping: `run` sets every halt once
+        # it wakes up); `fleet_stop` is checked as well so that a profile already due does not
+        # start one more batch in between.
+        fleet_stop = self._stop
         clock = self.clock
         sink = self.sink
         produce = sink.produce
         rng = random.Random(settings.seed)
-        sampler = Sampler(len(self.dataset), settings.min_records, settings.max_records, rng)
-        builder = EventBuilder(
-            self.dataset,
-            id_mode=settings.id,
-            timestamp_mode=settings.timestamp,
-            key_field=settings.key,
-            rng=rng,
-        )
-        topic = settings.topic or self.config.kafka.topic
+        dataset = self.dataset
+        sampler, builder = self._sampling(dataset, settings, rng)
         headers: Headers = [("profile", name.encode())]
         on_delivery = self._reporters[name]
         pacer = Pacer(settings.interval_s, clock=clock)
@@ -147,16 +226,18 @@ class Fleet:
             while True:
                 delay = pacer.delay()
                 if delay > 0:
-                    if await sleep_or_stop(stop, delay):
-                        return
-                elif stop.is_set():
-                    return
+                    await sleep_or_stop(halt, delay)
                 else:
                     await asyncio.sleep(0)  # due already: still let the other profiles run
+                if halt.is_set() or fleet_stop.is_set():
+                    return
                 lateness, behind = pacer.tick()
                 stats.lateness.observe(lateness)
                 if stats.first_batch_at is None:
                     stats.first_batch_at = clock()
+                if self.dataset is not dataset:  # replaced by a reload: same schedule, new rows
+                    dataset = self.dataset
+                    sampler, builder = self._sampling(dataset, settings, rng)
                 values, keys = builder.build(sampler.draw())
                 sent = size = 0
                 try:
@@ -167,8 +248,8 @@ class Fleet:
                                 produce(topic, value, key, headers, on_delivery)
                                 break
                             except BufferError:  # librdkafka's queue is full: backpressure
-                                await sink.wait_for_space(stop)
-                                if stop.is_set():
+                                await sink.wait_for_space(halt)
+                                if halt.is_set() or fleet_stop.is_set():
                                     return
                         sent += 1
                         size += len(value)
@@ -181,12 +262,27 @@ class Fleet:
         finally:
             stats.stopped_at = clock()
 
+    @staticmethod
+    def _sampling(
+        dataset: Dataset, settings: ProfileSettings, rng: random.Random
+    ) -> tuple[Sampler, EventBuilder]:
+        sampler = Sampler(len(dataset), settings.min_records, settings.max_records, rng)
+        builder = EventBuilder(
+            dataset,
+            id_mode=settings.id,
+            timestamp_mode=settings.timestamp,
+            key_field=settings.key,
+            rng=rng,
+        )
+        return sampler, builder
+
     async def _report(self, stop: asyncio.Event) -> None:
-        interval = self.config.stats_interval_s
-        windows = {name: RateWindow(self.clock()) for name in self.stats}
-        while not await sleep_or_stop(stop, interval):
+        windows: dict[str, RateWindow] = {}
+        while not await sleep_or_stop(stop, self.config.stats_interval_s):
             now = self.clock()
-            for name, s in self.stats.items():
+            for name in self._running:
+                s = self.stats[name]
+                window = windows.setdefault(name, RateWindow(s.first_batch_at or now))
                 self._log.info(
                     "profile_stats",
                     profile=name,
@@ -196,7 +292,7 @@ class Fleet:
                     failed=s.failed,
                     in_flight=s.in_flight,
                     behind_schedule=s.behind_schedule,
-                    **windows[name].advance(s, now),
+                    **window.advance(s, now),
                     latency_p50_ms=_ms(s.latency.quantile(0.5)),
                     latency_p99_ms=_ms(s.latency.quantile(0.99)),
                 )

@@ -233,3 +233,59 @@ def test_seeded_profile_emits_the_same_sequence_every_run(dataset: Dataset) -> N
     first, second = asyncio.run(scenario()), asyncio.run(scenario())
     assert first == second
     assert len(set(first)) == 300  # fresh ids: no two events alike
+
+
+def test_apply_starts_added_stops_removed_restarts_changed_and_keeps_unchanged(
+    dataset: Dataset,
+) -> None:
+    other_csv = CSV.replace(b"Card payment", b"Wire transfer")
+    replacement = parse_csv(other_csv, source="inline-2")
+    fast = {"interval_s": 0.001, "min_records": 1, "max_records": 3}
+    before = make_config(keep=fast, change=fast, drop=fast)
+    after = make_config(keep=fast, change={**fast, "max_records": 4}, add=fast)
+
+    async def scenario() -> tuple[Any, FakeSink, int, int, Fleet, bool]:
+        stop = asyncio.Event()
+        sink = FakeSink()
+        fleet = Fleet(before, dataset, sink)
+        running = asyncio.create_task(fleet.run(stop))
+        enough = asyncio.Event()
+        target = {"n": 60}
+        sink.on_produce = lambda s: enough.set() if len(s.sent) >= target["n"] else None
+        await enough.wait()
+        keep_task = fleet._running["keep"].task  # the unchanged profile's task: must survive
+        before_apply = len(sink.sent)
+        plan = await fleet.apply(after, replacement)
+        mark = len(sink.sent)
+        enough.clear()
+        target["n"] = mark + 60
+        await enough.wait()
+        same_task = fleet._running["keep"].task is keep_task
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+        return plan, sink, before_apply, mark, fleet, same_task
+
+    plan, sink, before_apply, mark, fleet, same_task = asyncio.run(scenario())
+    assert plan.added == ("add",)
+    assert plan.removed == ("drop",)
+    assert plan.changed == ("change",)
+    assert plan.unchanged == ("keep",)
+    assert plan.dataset_replaced
+    assert same_task  # no restart, so no gap in its schedule
+    later = sink.sent[mark:]
+    profiles_later = {dict(i.headers)["profile"].decode() for i in later}
+    assert "drop" not in profiles_later
+    assert "add" in profiles_later
+    assert all(i.value in set(replacement.values) for i in later)  # every profile switched
+    assert all(i.value in set(dataset.values) for i in sink.sent[:before_apply])
+    # A removed profile's counters stay in the summary.
+    assert fleet.stats["drop"].produced > 0
+    assert fleet.stats["drop"].stopped_at is not None
+    assert sorted(fleet.running()) == []  # all halted after stop
+
+
+def test_apply_refuses_when_not_running(dataset: Dataset) -> None:
+    config = make_config(p={"interval_s": 1, "min_records": 1, "max_records": 1})
+    fleet = Fleet(config, dataset, FakeSink())
+    with pytest.raises(RuntimeError, match="not running"):
+        asyncio.run(fleet.apply(config))
