@@ -20,6 +20,7 @@ from supervisor.dataset import Dataset, S3Location, load_dataset
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
 from supervisor.logs import get_logger
+from supervisor.reload import Reloader
 from supervisor.sink import KafkaSink
 from supervisor.stats import summary as build_summary
 
@@ -66,9 +67,12 @@ async def serve(
     force: asyncio.Event,
     startup_timeout_s: float | None = None,
     summary_path: Path | None = None,
+    config_path: Path | None = None,
+    reload: asyncio.Event | None = None,
 ) -> tuple[ExitCode, dict[str, Any] | None]:
     """Run the fleet until `stop`; return the exit code and the run summary (None when the run
-    stopped before producing anything)."""
+    stopped before producing anything). Setting `reload` re-reads `config_path` and applies it
+    to the running fleet (see `supervisor.reload`)."""
     log = get_logger()
     kafka = config.kafka
     log.info(
@@ -94,11 +98,16 @@ async def serve(
         if not await sink.connect(fleet.topics(), stop=stop, timeout_s=startup_timeout_s):
             return ExitCode.OK, None
         started = fleet.clock()
-        await fleet.run(stop)
+        async with asyncio.TaskGroup() as tg:
+            if config_path is not None and reload is not None:
+                reloader = Reloader(config_path, fleet, load=load)
+                tg.create_task(reloader.run(reload, stop), name="reload")
+            await fleet.run(stop)
+        config = fleet.config  # as last reloaded
         in_flight = sum(s.in_flight for s in fleet.stats.values())
         log.info("fleet_draining", in_flight=in_flight, timeout_s=config.shutdown_timeout_s)
     finally:
-        await sink.close(timeout_s=config.shutdown_timeout_s, force=force)
+        await sink.close(timeout_s=fleet.config.shutdown_timeout_s, force=force)
 
     now = fleet.clock()
     result = build_summary(list(fleet.stats.values()), elapsed_s=now - started, now=now)

@@ -112,7 +112,15 @@ def load_config(path: Path | None) -> Config:
     return Config.from_env()
 
 
+def _config_path(path: Path | None) -> Path | None:
+    """The config file `load_config` reads, if any (seed mode has none)."""
+    if path is not None:
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    args.config = _config_path(args.config)
     config = load_config(args.config)
     try:
         import uvloop
@@ -128,7 +136,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     from supervisor.app import serve
 
     log = logs.get_logger()
-    stop, force = asyncio.Event(), asyncio.Event()
+    stop, force, reload = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     def on_signal(name: str) -> None:
         if not stop.is_set():
@@ -138,15 +146,25 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             log.warning("shutdown_forced", signal=name)
             force.set()
 
+    def on_hangup() -> None:
+        if args.config is None:
+            log.warning("reload_unavailable", note="no config file: running from the environment")
+        else:
+            log.info("reload_requested", signal="SIGHUP", path=str(args.config))
+            reload.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     code, _ = await serve(
         config,
         stop=stop,
         force=force,
         startup_timeout_s=args.startup_timeout,
         summary_path=args.summary,
+        config_path=args.config,
+        reload=reload,
     )
     return code
 

@@ -314,6 +314,8 @@ class Config(BaseModel):
     """Budget for draining and flushing on shutdown."""
     stats_interval_s: _Seconds = 10.0
     """Seconds between per-profile summary log lines."""
+    reload: Literal["signal", "watch"] = "signal"
+    """`signal`: re-read the config file on SIGHUP; `watch`: also whenever its content changes."""
     source: str = "<defaults>"
     """Where this configuration came from (a file path or "environment"), for logs."""
 

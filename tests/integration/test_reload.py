@@ -1,0 +1,175 @@
+"""Live config reload through the real CLI on a real broker: SIGHUP, watch, refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cli_process import ROOT, CliProcess
+from tests.services import consume_all
+
+DATASET = ROOT / "data" / "transactions.csv"
+
+
+def config_text(bootstrap: str, topic: str, profiles: str, *, reload: str = "signal") -> str:
+    return (
+        f"kafka: {{bootstrap_servers: '{bootstrap}', topic: {topic}}}\n"
+        f"dataset: {{uri: '{DATASET}'}}\n"
+        f"stats_interval_s: 0.2\n"
+        f"reload: {reload}\n"
+        f"profiles:\n{profiles}"
+    )
+
+
+def replace(path: Path, text: str) -> None:
+    """Write as editors and ConfigMaps do: a new file renamed over the old one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[CliProcess]]:
+    started: list[CliProcess] = []
+    yield started
+    for proc in started:
+        proc.stop()
+
+
+def is_event(name: str) -> object:
+    return lambda e: e.get("event") == name
+
+
+def test_sighup_applies_added_removed_and_changed_profiles_and_refuses_bad_files(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    a = "  a: {interval_s: 0.05, min_records: 1, max_records: 2}\n"
+    b = "  b: {interval_s: 0.05, min_records: 1, max_records: 2}\n"
+    c = "  c: {interval_s: 0.05, min_records: 3, max_records: 3}\n"
+    a_changed = "  a: {interval_s: 0.05, min_records: 2, max_records: 2}\n"
+    keep = "  keep: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+    cfg.write_text(config_text(kafka_bootstrap, topic, a + b + keep))
+    summary = tmp_path / "summary.json"
+    proc = CliProcess(["run", "--config", str(cfg), "--summary", str(summary)])
+    procs.append(proc)
+    proc.wait_for(lambda e: e.get("event") == "profile_stats" and e.get("delivered", 0) > 0)
+
+    replace(cfg, config_text(kafka_bootstrap, topic, a_changed + c + keep))
+    proc.signal(signal.SIGHUP)
+    reloaded = proc.wait_for(is_event("config_reloaded"))
+    assert reloaded["reason"] == "signal"
+    assert reloaded["added"] == ["c"]
+    assert reloaded["removed"] == ["b"]
+    assert reloaded["changed"] == ["a"]
+    assert reloaded["unchanged"] == ["keep"]
+    assert reloaded["dataset_reloaded"] is False
+
+    # A broken file is refused and the fleet keeps running on the config it has.
+    replace(cfg, "profiles:\n  a: {interval_s: -1, min_records: 1, max_records: 1}\n")
+    proc.signal(signal.SIGHUP)
+    refused = proc.wait_for(is_event("config_reload_refused"))
+    assert "profiles.a.interval_s" in refused["error"]
+    n = len(proc.events)
+    proc.wait_for(
+        lambda e: (
+            proc.events.index(e) > n
+            and e.get("event") == "profile_stats"
+            and e.get("profile") == "c"
+            and e["delivered"] > 0
+        )
+    )
+
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.log()
+    result = json.loads(summary.read_text())
+    assert set(result["profiles"]) == {"a", "b", "c", "keep"}  # b's counts survive its removal
+    assert result["profiles"]["b"]["delivered"] > 0
+    assert result["profiles"]["keep"]["restarts"] == 0
+    records = consume_all(kafka_bootstrap, topic)
+    assert len(records) == result["total"]["delivered"]
+    by_profile: dict[str, int] = {}
+    for r in records:
+        name = r.headers["profile"].decode()
+        by_profile[name] = by_profile.get(name, 0) + 1
+    assert by_profile == {k: v["delivered"] for k, v in result["profiles"].items()}
+
+
+def test_watch_mode_reloads_when_the_file_changes(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+    two = "  two: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+    cfg.write_text(config_text(kafka_bootstrap, topic, one, reload="watch"))
+    proc = CliProcess(["run", "--config", str(cfg)])
+    procs.append(proc)
+    proc.wait_for(lambda e: e.get("event") == "profile_started" and e.get("profile") == "one")
+
+    other = tmp_path / "other.csv"
+    other.write_bytes(DATASET.read_bytes()[: DATASET.read_bytes().index(b"\n", 5000) + 1])
+    text = config_text(kafka_bootstrap, topic, one + two, reload="watch")
+    replace(cfg, text.replace(str(DATASET), str(other)))
+    reloaded = proc.wait_for(is_event("config_reloaded"))
+    assert reloaded["reason"] == "file_changed"
+    assert reloaded["added"] == ["two"]
+    assert reloaded["unchanged"] == ["one"]
+    assert reloaded["dataset_reloaded"] is True
+    loads = proc.named("dataset_loaded")
+    assert len(loads) == 2
+    assert loads[1]["source"] == str(other)
+    proc.wait_for(lambda e: e.get("event") == "profile_stats" and e.get("profile") == "two")
+
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.log()
+
+
+def test_kafka_connection_changes_are_refused_live(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+    cfg.write_text(config_text(kafka_bootstrap, topic, one))
+    proc = CliProcess(["run", "--config", str(cfg)])
+    procs.append(proc)
+    proc.wait_for(lambda e: e.get("event") == "profile_started")
+    replace(
+        cfg,
+        config_text(kafka_bootstrap, topic, one).replace(
+            "kafka: {", "kafka: {config: {linger.ms: 50}, "
+        ),
+    )
+    proc.signal(signal.SIGHUP)
+    refused = proc.wait_for(is_event("config_reload_refused"))
+    assert "restart the process" in refused["error"]
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.log()
+
+
+def test_a_dataset_that_fails_to_load_is_refused_and_the_fleet_keeps_going(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+    cfg.write_text(config_text(kafka_bootstrap, topic, one))
+    proc = CliProcess(["run", "--config", str(cfg)])
+    procs.append(proc)
+    proc.wait_for(lambda e: e.get("event") == "profile_started")
+    missing = tmp_path / "missing.csv"
+    replace(cfg, config_text(kafka_bootstrap, topic, one).replace(str(DATASET), str(missing)))
+    proc.signal(signal.SIGHUP)
+    refused = proc.wait_for(is_event("config_reload_refused"))
+    assert "missing.csv" in refused["error"]
+    n = len(proc.events)
+    proc.wait_for(
+        lambda e: (
+            proc.events.index(e) >= n and e.get("event") == "profile_stats" and e["delivered"] > 0
+        )
+    )
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.log()
