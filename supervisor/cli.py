@@ -122,6 +122,11 @@ def _config_path(path: Path | None) -> Path | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     args.config = _config_path(args.config)
     config = load_config(args.config)
+    logs.configure(
+        fmt=args.log_format,
+        level="debug" if args.debug else "info",
+        static={"instance": config.instance},
+    )
     try:
         import uvloop
 

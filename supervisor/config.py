@@ -17,6 +17,7 @@ import math
 import os
 import re
 import reprlib
+import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -314,10 +315,18 @@ class Config(BaseModel):
     """Budget for draining and flushing on shutdown."""
     stats_interval_s: _Seconds = 10.0
     """Seconds between per-profile summary log lines."""
+    instance_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """This process's name in logs, message headers and metrics when several run side by side;
+    None takes the host name (a container's or pod's name)."""
     reload: Literal["signal", "watch"] = "signal"
     """`signal`: re-read the config file on SIGHUP; `watch`: also whenever its content changes."""
     source: str = "<defaults>"
     """Where this configuration came from (a file path or "environment"), for logs."""
+
+    @property
+    def instance(self) -> str:
+        """`instance_id`, or the host name."""
+        return self.instance_id or socket.gethostname()
 
     @field_validator("profiles")
     @classmethod

@@ -71,6 +71,7 @@ class Fleet:
         restart_policy: RestartPolicy | None = None,
     ) -> None:
         self.config = config
+        self.instance = config.instance
         self.dataset = dataset
         self.sink = sink
         self.clock = clock
@@ -206,7 +207,7 @@ class Fleet:
         rng = random.Random(settings.seed)
         dataset = self.dataset
         sampler, builder = self._sampling(dataset, settings, rng)
-        headers: Headers = [("profile", name.encode())]
+        headers: Headers = [("profile", name.encode()), ("instance", self.instance.encode())]
         on_delivery = self._reporters[name]
         pacer = Pacer(settings.interval_s, clock=clock)
         stats.stopped_at = None

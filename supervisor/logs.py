@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Literal, TextIO
 
 import structlog
@@ -36,14 +37,29 @@ class _Stderr:
 
 
 def configure(
-    *, fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+    *,
+    fmt: LogFormat = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    static: Mapping[str, object] | None = None,
 ) -> None:
-    """Configure structlog and the stdlib root logger to write to `stream` (stderr)."""
+    """Configure structlog and the stdlib root logger to write to `stream` (stderr); `static`
+    key/values (the instance id) go on every line, librdkafka's included."""
     out: TextIO = stream if stream is not None else _Stderr()  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
 
+    fixed = dict(static or {})
+
+    def add_static(
+        _logger: object, _name: str, event: structlog.typing.EventDict
+    ) -> structlog.typing.EventDict:
+        for key, value in fixed.items():
+            event.setdefault(key, value)
+        return event
+
     shared: list[structlog.typing.Processor] = [
+        add_static,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -48,9 +48,15 @@ class CliProcess:
         self.lines: list[str] = []
         self.events: list[Event] = []
         self._new: queue.Queue[Event | None] = queue.Queue()
+        self.stdout = b""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.stdout = b""
+        self._out_reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._out_reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        self.stdout = self.process.stdout.read()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -90,13 +96,14 @@ class CliProcess:
 
     def wait(self, timeout_s: float = 60) -> int:
         try:
-            out, _ = self.process.communicate(timeout=timeout_s)
+            self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
             raise
-        self.stdout = out or b""
+        # Both pipes reach EOF when the process exits: every line is collected after the joins.
         self._reader.join(timeout=10)
+        self._out_reader.join(timeout=10)
         return self.process.returncode
 
     def stop(self) -> None:
@@ -105,6 +112,7 @@ class CliProcess:
             self.process.kill()
             self.process.wait()
         self._reader.join(timeout=10)
+        self._out_reader.join(timeout=10)
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()

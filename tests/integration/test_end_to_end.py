@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,7 @@ profiles:
         assert event["description"] == source["description"]
         assert event["merchant"] == source["merchant"]
         assert event["operation_type"] == source["operation_type"]
+        assert record.headers["instance"] == socket.gethostname().encode()
         profile = record.headers["profile"].decode()
         per_profile[profile] = per_profile.get(profile, 0) + 1
     assert per_profile == {n: e["delivered"] for n, e in summary["profiles"].items()}

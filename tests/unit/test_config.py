@@ -450,7 +450,7 @@ def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) ->
         (
             MINIMAL + "kafak: {}\n",
             "kafak: unknown key — did you mean 'kafka'? (expected one of: kafka, dataset,"
-            " profiles, shutdown_timeout_s, stats_interval_s)",
+            " profiles, shutdown_timeout_s, stats_interval_s, instance_id, reload)",
         ),
         (
             MINIMAL + "dataset: {s3: {acess_key: x}}\n",
@@ -732,3 +732,15 @@ def test_any_text_yields_a_config_or_a_config_error(
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
 
     check_loads_or_fails_cleanly(path)
+
+
+def test_instance_defaults_to_the_host_name_and_can_be_set(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "c.yaml"
+    path.write_text("profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 1}\n")
+    assert Config.from_yaml(path, env={}).instance == socket.gethostname()
+    path.write_text(
+        "instance_id: producer-7\nprofiles:\n  p: {interval_s: 1, min_records: 1, max_records: 1}\n"
+    )
+    assert Config.from_yaml(path, env={}).instance == "producer-7"
