@@ -56,60 +56,6 @@ _CHUNK_ROWS = 10_000
 """Rows validated per pydantic call: bounds the model objects alive at once."""
 _READ_BUFFER = 1 << 20
 _TS_MARK = b',"timestamp":"'
-_UNICODE_SPACES = (
-    "\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
-)
-"""The non-ASCII characters `str.strip()` removes (Unicode White_Space)."""
-
-
-def _canonical_row() -> re.Pattern[bytes]:
-    """A CSV line in `FIELDS` order that the model accepts and `_serialize` would copy verbatim.
-
-    Rows like the generator's match in one regex call and are formatted without pydantic: a
-    hyphenated UUID (lower-cased), text needing neither stripping nor JSON escaping (quoted only
-    to hold commas), an amount `str(Decimal(...))` keeps as written, `YYYY-MM-DD[T ]HH:MM:SS` with
-    fields in range (the caller checks the calendar), and the exact literals. Anything else takes
-    the general path (csv module, then pydantic), which also names the faults. The unit tests
-    check that both paths give the same bytes.
-    """
-    spaces = [char.encode() for char in _UNICODE_SPACES]  # all bytes >= 0x80: nothing to escape
-    by_width: dict[int, list[bytes]] = {}
-    for space in spaces:
-        by_width.setdefault(len(space), []).append(space)
-    # A lookbehind must have a fixed width: one per UTF-8 length.
-    no_space_before = b"".join(b"(?<!" + b"|".join(group) + b")" for group in by_width.values())
-
-    def text(excluded: bytes) -> bytes:
-        char = rb'[^\x00-\x1f"\\' + excluded + b"]"
-        first = rb'[^\x00-\x20"\\' + excluded + b"]"
-        return b"(?!" + b"|".join(spaces) + b")" + first + char + b"*+(?<! )" + no_space_before
-
-    field = rb'(?:"(' + text(b"") + rb')"|(' + text(b",") + b"))"
-    hex_ = b"[0-9a-fA-F]"
-    return re.compile(
-        b"(%s{8}-%s{4}-%s{4}-%s{4}-%s{12})," % ((hex_,) * 5)
-        + field
-        + rb",(-?(?:0|[1-9][0-9]*)(?:\.[0-9]{1,6})?),"
-        + rb"([0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]))[T ]"
-        + rb"((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]),"
-        + field
-        + rb",(debit|credit),(outgoing|incoming)\r?\n?"
-    )
-
-
-_CANONICAL_ROW = _canonical_row()
-_FAST_TS_START = len(b'{"id":"') + 36 + len(b'","description":"') + len(b'","amount":') + 14
-"""Where the timestamp of a fast-path value starts, before the description and amount bytes."""
-_FAST_TS_LEN = len("2026-01-11T10:00:00")
-
-
-def _is_date(text: bytes) -> bool:
-    """Whether `YYYY-MM-DD` is a day of the calendar (not 2026-02-30, nor year 0)."""
-    try:
-        date.fromisoformat(text.decode())
-    except ValueError:
-        return False
-    return True
 
 
 def _strip(value: object) -> object:
@@ -190,15 +136,27 @@ class Dataset:
             raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
         column = self._key_columns.get(field)
         if column is None:
-            column = tuple(_field_text(value, field) for value in self.values)
-            self._key_columns[field] = column
+            column = self._key_columns[field] = _column(self.values, field)
         return column
 
 
-def _field_text(value: bytes, field: str) -> bytes:
-    # Numbers are kept as written (parse_float=str), so amounts stay exact.
-    text = json.loads(value, parse_float=str, parse_int=str)[field]
-    return str(text).encode()
+def _column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:
+    """The text of `field` in each value: a JSON number as written, a JSON string unescaped."""
+    # Keys are found by their quoted name: a quote inside a JSON string is always escaped.
+    key = f'"{field}":'.encode()
+    following = FIELDS.index(field) + 1
+    next_key = f',"{FIELDS[following]}":'.encode() if following < len(FIELDS) else b"}"
+    column = []
+    for value in values:
+        start = value.index(key) + len(key)
+        literal = value[start : value.index(next_key, start)]
+        if literal[:1] != b'"':
+            column.append(literal)
+        elif b"\\" not in literal:
+            column.append(literal[1:-1])
+        else:
+            column.append(json.loads(literal).encode())
+    return tuple(column)
 
 
 def parse_csv(data: bytes, *, source: str, on_invalid: Literal["skip", "fail"] = "skip") -> Dataset:
@@ -230,12 +188,12 @@ def _parse(lines: BinaryIO, source: str, on_invalid: Literal["skip", "fail"]) ->
                 raise _not_utf8(source, number, lines, exc) from None
         match = canonical(line) if canonical and len(line) <= field_limit else None
         if match:
-            id_, quoted, plain, amount, date, time, quoted_m, plain_m, operation, side = (
+            id_, quoted, plain, amount, day, clock, quoted_m, plain_m, operation, side = (
                 match.groups()
             )
-            real = real_dates.get(date)
+            real = real_dates.get(day)
             if real is None:
-                real = real_dates[date] = _is_date(date)
+                real = real_dates[day] = _is_date(day)
             if real:
                 description = quoted or plain
                 values.append(
@@ -244,7 +202,7 @@ def _parse(lines: BinaryIO, source: str, on_invalid: Literal["skip", "fail"]) ->
                             b'{"id":"', id_.lower(),
                             b'","description":"', description,
                             b'","amount":', amount,
-                            b',"timestamp":"', date, b"T", time,
+                            b',"timestamp":"', day, b"T", clock,
                             b'","merchant":"', quoted_m or plain_m,
                             b'","operation_type":"', operation,
                             b'","side":"', side,
@@ -254,7 +212,7 @@ def _parse(lines: BinaryIO, source: str, on_invalid: Literal["skip", "fail"]) ->
                 )  # fmt: skip
                 start = _FAST_TS_START + len(description) + len(amount)
                 spans.append(start)
-                spans.append(start + _FAST_TS_LEN)
+                spans.append(start + _FAST_DAY_T + len(clock))
                 continue
         number = rows.parse(line, lines, number)
     return rows.finish()
@@ -287,7 +245,7 @@ def _read_header(lines: BinaryIO, source: str) -> tuple[int, list[str]]:
     if missing:
         raise DatasetError(
             f"dataset {source}: missing column(s) {', '.join(missing)} in header "
-            f"{_clip(','.join(header))!r} — the first line must name {','.join(FIELDS)}"
+            f"{_clip(','.join(header), 120)!r} — the first line must name {','.join(FIELDS)}"
         )
     repeated = [name for name in FIELDS if names.count(name) > 1]
     if repeated:
@@ -296,6 +254,66 @@ def _read_header(lines: BinaryIO, source: str) -> tuple[int, list[str]]:
             "header — keep one of each"
         )
     return reader.line_num, names
+
+
+_UNICODE_SPACES = (
+    "\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+)
+"""The non-ASCII characters `str.strip()` removes (Unicode White_Space)."""
+
+
+def _canonical_row() -> re.Pattern[bytes]:
+    """A CSV line in `FIELDS` order that the model accepts and `_serialize` would copy verbatim.
+
+    Rows like the generator's match in one regex call and are formatted without pydantic: a
+    hyphenated UUID (lower-cased), text needing neither stripping nor JSON escaping (quoted only
+    to hold commas), an amount `str(Decimal(...))` keeps as written, `YYYY-MM-DD[T ]HH:MM:SS` with
+    the microseconds and offset `isoformat()` would write (the caller checks the calendar), and the
+    exact literals. Anything else takes
+    the general path (csv module, then pydantic), which also names the faults. The unit tests
+    check that both paths give the same bytes.
+    """
+    spaces = [char.encode() for char in _UNICODE_SPACES]  # all bytes >= 0x80: nothing to escape
+    by_width: dict[int, list[bytes]] = {}
+    for space in spaces:
+        by_width.setdefault(len(space), []).append(space)
+    # A lookbehind must have a fixed width: one per UTF-8 length.
+    no_space_before = b"".join(b"(?<!" + b"|".join(group) + b")" for group in by_width.values())
+
+    def text(excluded: bytes) -> bytes:
+        char = rb'[^\x00-\x1f"\\' + excluded + b"]"
+        first = rb'[^\x00-\x20"\\' + excluded + b"]"
+        return b"(?!" + b"|".join(spaces) + b")" + first + char + b"*+(?<! )" + no_space_before
+
+    field = rb'(?:"(' + text(b"") + rb')"|(' + text(b",") + b"))"
+    hex_ = b"[0-9a-fA-F]"
+    return re.compile(
+        b"(%s{8}-%s{4}-%s{4}-%s{4}-%s{12})," % ((hex_,) * 5)
+        + field
+        + rb",(-?(?:0|[1-9][0-9]*)(?:\.[0-9]{1,6})?),"
+        + rb"([0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]))[T ]"
+        + rb"((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.(?!000000)[0-9]{6})?"
+        + rb"(?:\+(?:[01][0-9]|2[0-3]):[0-5][0-9]|-(?!00:00)(?:[01][0-9]|2[0-3]):[0-5][0-9])?),"
+        + field
+        + rb",(debit|credit),(outgoing|incoming)\r?\n?"
+    )
+
+
+_CANONICAL_ROW = _canonical_row()
+_FAST_TS_START = (
+    len(b'{"id":"') + 36 + len(b'","description":"') + len(b'","amount":') + len(_TS_MARK)
+)
+"""Where the timestamp of a fast-path value starts, less its description and amount lengths."""
+_FAST_DAY_T = len("2026-01-11T")
+
+
+def _is_date(text: bytes) -> bool:
+    """Whether `YYYY-MM-DD` is a day of the calendar (not 2026-02-30, nor year 0)."""
+    try:
+        date.fromisoformat(text.decode())
+    except ValueError:
+        return False
+    return True
 
 
 class _Rows:
@@ -374,7 +392,7 @@ class _Rows:
     def _reject(self, line: int, reason: str) -> None:
         self._malformed += 1
         self._rejected.append(InvalidRow(line, reason))
-        if self._fail:
+        if self._fail or len(self._rejected) >= _CHUNK_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -404,6 +422,15 @@ class _Rows:
             self._samples += rejected[: _SAMPLES - len(self._samples)]
 
 
+_ESCAPE_BREAKS = {
+    code: repr(chr(code))[1:-1]
+    for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)
+    if chr(code) not in " \t"
+}
+"""Control and line-break characters as their Python escapes, for messages that must stay one
+line (`str.splitlines` also breaks on \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029)."""
+
+
 def _reasons(exc: ValidationError) -> dict[int, str]:
     """Map each failing row index of a list validation to one line naming its fields' faults."""
     reasons: dict[int, list[str]] = {}
@@ -411,7 +438,8 @@ def _reasons(exc: ValidationError) -> dict[int, str]:
         index, *where = error["loc"]
         assert isinstance(index, int)
         name = ".".join(map(str, where)) or "row"
-        message = error["msg"][:1].lower() + error["msg"][1:]
+        # Pydantic quotes an offending character raw (`found `\n` at 1`): escape line breaks.
+        message = (error["msg"][:1].lower() + error["msg"][1:]).translate(_ESCAPE_BREAKS)
         reasons.setdefault(index, []).append(f"{name}: {message} ({_clip(error['input'])!r})")
     return {index: "; ".join(faults) for index, faults in reasons.items()}
 
@@ -506,8 +534,10 @@ def _s3_problem(exc: botocore.exceptions.ClientError, bucket: str, key: str, whe
     code = error.get("Code", "")
     if code == "NoSuchBucket":
         return f"bucket {bucket!r} does not exist at {where} — create it or fix dataset.uri"
-    if code in ("NoSuchKey", "404"):
+    if code == "NoSuchKey":
         return f"no object {key!r} in bucket {bucket!r} at {where} — upload it or fix dataset.uri"
+    if code == "404":  # a bare status: S3 names what is missing
+        return f"{where} answered 404 with no S3 error — is it an S3 endpoint? Check it"
     if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
         return (
             f"access denied by {where} ({code}) — check the S3 access key, secret and bucket policy"

@@ -185,13 +185,14 @@ def _transaction(rng: random.Random, kind: _Kind, when: str) -> tuple[str, ...]:
 
 def write_csv(path: str | os.PathLike[str], rows: int, seed: int) -> None:
     """Write `generate(rows, seed)` as UTF-8 CSV under a header row; replaces `path` atomically."""
+    transactions = generate(rows, seed)
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
     try:
         with partial.open("w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(FIELDS)
-            writer.writerows(generate(rows, seed))
+            writer.writerows(transactions)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
