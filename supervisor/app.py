@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,14 @@ from supervisor.dataset import Dataset, S3Location, load_dataset
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
 from supervisor.logs import get_logger
+from supervisor.metrics import Telemetry
 from supervisor.reload import Reloader
 from supervisor.sink import KafkaSink
 from supervisor.stats import summary as build_summary
 
 
-async def load(config: Config) -> Dataset:
-    """Load and validate the dataset off the event loop, and log what was loaded."""
+async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
+    """Load and validate the dataset off the event loop, and log (and report) what was loaded."""
     log = get_logger()
     settings = config.dataset
     s3 = settings.s3
@@ -57,6 +59,8 @@ async def load(config: Config) -> Dataset:
         invalid_rows=dataset.invalid_count,
         load_s=round(time.monotonic() - started, 3),
     )
+    if telemetry is not None:
+        telemetry.dataset_loaded(rows=len(dataset), invalid_rows=dataset.invalid_count)
     return dataset
 
 
@@ -69,6 +73,7 @@ async def serve(
     summary_path: Path | None = None,
     config_path: Path | None = None,
     reload: asyncio.Event | None = None,
+    telemetry: Telemetry | None = None,
 ) -> tuple[ExitCode, dict[str, Any] | None]:
     """Run the fleet until `stop`; return the exit code and the run summary (None when the run
     stopped before producing anything). Setting `reload` re-reads `config_path` and applies it
@@ -86,21 +91,29 @@ async def serve(
     # Creating the producer validates every librdkafka property (ConfigError) before the dataset
     # load, which may take seconds; nothing is sent until the delivery thread starts below.
     sink = KafkaSink(
-        kafka.producer_config(), embedded=kafka.is_embedded, servers_label=kafka.bootstrap_servers
+        kafka.producer_config(),
+        embedded=kafka.is_embedded,
+        servers_label=kafka.bootstrap_servers,
+        on_reachable=None if telemetry is None else telemetry.kafka_reachable,
+        on_statistics=None if telemetry is None else telemetry.librdkafka.update,
     )
-    dataset = await load(config)
+    dataset = await load(config, telemetry)
     if stop.is_set():
         return ExitCode.OK, None
     sink.start()
     fleet = Fleet(config, dataset, sink)
+    if telemetry is not None:
+        telemetry.watch(fleet.stats)
     started = fleet.clock()
     try:
         if not await sink.connect(fleet.topics(), stop=stop, timeout_s=startup_timeout_s):
             return ExitCode.OK, None
+        if telemetry is not None:
+            telemetry.kafka_reachable(True)
         started = fleet.clock()
         async with asyncio.TaskGroup() as tg:
             if config_path is not None and reload is not None:
-                reloader = Reloader(config_path, fleet, load=load)
+                reloader = Reloader(config_path, fleet, load=partial(load, telemetry=telemetry))
                 tg.create_task(reloader.run(reload, stop), name="reload")
             await fleet.run(stop)
         config = fleet.config  # as last reloaded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import Any
 
 from supervisor import __version__, logs
 from supervisor.config import Config
-from supervisor.errors import ExitCode, SupervisorError
+from supervisor.errors import ConfigError, ExitCode, SupervisorError
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -70,6 +71,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up (exit 4) if Kafka is unreachable this long at start (default: keep trying)",
     )
     run.set_defaults(handler=_cmd_run)
+
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="check the config, Kafka, S3 and the dataset, one line per check",
+        description="Validate the config, reach Kafka (brokers, topics, partitions), reach S3"
+        " (object, size) and load the dataset (valid and invalid rows), printing one ✓/✗ line"
+        " per check with secrets redacted. Exit 0 only when every check passes.",
+    )
+    check.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
+    check.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for Kafka and S3 (default 10)",
+    )
+    check.set_defaults(handler=_cmd_check)
+
+    rate = sub.add_parser(
+        "rate",
+        parents=[common],
+        help="print each profile's and the fleet's batches/s and records/s",
+    )
+    rate.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
+    rate.set_defaults(handler=_cmd_rate)
 
     gen = sub.add_parser(
         "generate-dataset",
@@ -139,11 +166,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
     from supervisor.app import serve
+    from supervisor.metrics import MetricsServer, Telemetry
 
     log = logs.get_logger()
     stop, force, reload = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    # The metrics endpoint starts first so /healthz and /readyz answer during the dataset load.
+    telemetry: Telemetry | None = None
+    server: MetricsServer | None = None
+    if config.metrics.port is not None:
+        telemetry = Telemetry(instance_id=config.instance)
+        server = MetricsServer(telemetry, host=config.metrics.host, port=config.metrics.port)
+        server.start()
+        log.info("metrics_serving", url=server.url, paths=["/metrics", "/healthz", "/readyz"])
 
     def on_signal(name: str) -> None:
+        if telemetry is not None:
+            telemetry.shutdown_started()
         if not stop.is_set():
             log.info("shutdown_requested", signal=name, note="draining; send again to stop now")
             stop.set()
@@ -162,16 +200,41 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    code, _ = await serve(
-        config,
-        stop=stop,
-        force=force,
-        startup_timeout_s=args.startup_timeout,
-        summary_path=args.summary,
-        config_path=args.config,
-        reload=reload,
-    )
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if telemetry is not None:  # beats through the drain too: the loop is alive then
+                await stack.enter_async_context(telemetry.heartbeat.running())
+            code, _ = await serve(
+                config,
+                stop=stop,
+                force=force,
+                startup_timeout_s=args.startup_timeout,
+                summary_path=args.summary,
+                config_path=args.config,
+                reload=reload,
+                telemetry=telemetry,
+            )
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.close)
     return code
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from supervisor.checks import config_check_failed, run_checks
+
+    try:
+        config = load_config(_config_path(args.config))
+    except ConfigError as exc:
+        return config_check_failed(exc, out=sys.stdout)
+    return run_checks(config, out=sys.stdout, timeout_s=args.timeout)
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    from supervisor.rates import rate_table
+
+    sys.stdout.write(rate_table(load_config(_config_path(args.config))))
+    return ExitCode.OK
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

@@ -302,6 +302,17 @@ class ProfileSettings(BaseModel):
         return (self.min_records + self.max_records) / 2 / self.interval_s
 
 
+class MetricsSettings(BaseModel):
+    """The HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: Annotated[int, BeforeValidator(_plain_number), Field(ge=1, le=65535)] | None = None
+    """TCP port; None (the default) serves nothing."""
+    host: str = "0.0.0.0"
+    """Bind address: 0.0.0.0 in containers, 127.0.0.1 for this host only."""
+
+
 class Config(BaseModel):
     """The whole configuration: Kafka, the dataset and the named profiles to run."""
 
@@ -315,6 +326,7 @@ class Config(BaseModel):
     """Budget for draining and flushing on shutdown."""
     stats_interval_s: _Seconds = 10.0
     """Seconds between per-profile summary log lines."""
+    metrics: Annotated[MetricsSettings, BeforeValidator(_none_as_empty)] = MetricsSettings()
     instance_id: str | None = Field(default=None, min_length=1, max_length=128)
     """This process's name in logs, message headers and metrics when several run side by side;
     None takes the host name (a container's or pod's name)."""

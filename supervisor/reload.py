@@ -92,6 +92,9 @@ class Reloader:
                 " connection settings (kafka.topic and everything else reload live)",
             )
             return None
+        if new.metrics != old.metrics:
+            self._refuse(reason, "metrics changed: restart the process to move the endpoint")
+            return None
         dataset: Dataset | None = None
         if new.dataset != old.dataset:
             try:

@@ -84,8 +84,15 @@ class KafkaSink:
         *,
         embedded: bool,
         servers_label: str,
+        on_reachable: Callable[[bool], None] | None = None,
+        on_statistics: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_reachable(False)` is called when every broker is down and `on_reachable(True)`
+        when they answer again; `on_statistics` receives librdkafka's statistics JSON every
+        `statistics.interval.ms` (15 s unless the config sets it). Both run on the delivery
+        thread."""
         self._log = get_logger()
+        self._on_reachable = on_reachable
         self.servers_label = servers_label
         self.embedded = embedded
         rd_logger = logging.getLogger(LIBRDKAFKA_LOGGER)
@@ -96,6 +103,9 @@ class KafkaSink:
             "error_cb": self._on_error,
             "logger": rd_logger,
         }
+        if on_statistics is not None:
+            conf.setdefault("statistics.interval.ms", 15_000)
+            conf["stats_cb"] = on_statistics
         if embedded:
             # librdkafka's in-process mock cluster: real Kafka protocol on a loopback port.
             conf["test.mock.num.brokers"] = 1
@@ -316,6 +326,8 @@ class KafkaSink:
         if code == KafkaError._ALL_BROKERS_DOWN:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
+                if self._on_reachable is not None:
+                    self._on_reachable(False)
                 self._log.warning(
                     "kafka_outage",
                     bootstrap_servers=self.servers_label,
@@ -330,6 +342,8 @@ class KafkaSink:
     def _recovered(self) -> None:
         since = self._outage_since
         self._outage_since = None
+        if self._on_reachable is not None:
+            self._on_reachable(True)
         if since is not None:
             self._log.info(
                 "kafka_recovered",

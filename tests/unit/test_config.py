@@ -450,7 +450,7 @@ def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) ->
         (
             MINIMAL + "kafak: {}\n",
             "kafak: unknown key — did you mean 'kafka'? (expected one of: kafka, dataset,"
-            " profiles, shutdown_timeout_s, stats_interval_s, instance_id, reload)",
+            " profiles, shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload)",
         ),
         (
             MINIMAL + "dataset: {s3: {acess_key: x}}\n",

@@ -1,0 +1,75 @@
+"""`streaming-producer rate`: the rates a config asks for, per profile and for the whole fleet.
+
+By the seed's formula ("Production Rate Calculation"): batches/s = 1 / interval_s, and records/s =
+batches/s * (min_records + max_records) / 2 (`ProfileSettings.records_per_s`). These are the
+rates the schedule aims at; `ticks_behind_schedule` in the metrics says when a run falls short.
+Every replica of the process runs every profile, so a deployment's total is this times the replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from supervisor.config import Config
+
+_HEADER = (
+    "profile",
+    "interval_s",
+    "records/batch",
+    "batches/s",
+    "records/s",
+    "records/day",
+    "topic",
+)
+_LEFT = frozenset({0, 6})
+"""Columns aligned left (text); the rest are numbers, aligned right."""
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def rate_table(config: Config) -> str:
+    """An aligned text table of each profile's rates and the fleet's total (ends with a newline)."""
+    rows: list[Sequence[str]] = [_HEADER]
+    batches_total = records_total = 0.0
+    for name, settings in config.profiles.items():
+        batches = 1 / settings.interval_s
+        records = settings.records_per_s
+        batches_total += batches
+        records_total += records
+        rows.append(
+            (
+                name,
+                _number(settings.interval_s, 3),
+                f"{settings.min_records}-{settings.max_records}",
+                _number(batches, 2),
+                _number(records, 2),
+                _number(records * 86_400, 0),
+                settings.topic or config.kafka.topic,
+            )
+        )
+    count = len(config.profiles)
+    rows.append(
+        (
+            f"fleet ({count} profile{'s' if count != 1 else ''})",
+            "",
+            "",
+            _number(batches_total, 2),
+            _number(records_total, 2),
+            _number(records_total * 86_400, 0),
+            "",
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = (
+            cell.ljust(width) if i in _LEFT else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    body = [line(row) for row in rows]
+    return "\n".join([body[0], rule, *body[1:-1], rule, body[-1]]) + "\n"
