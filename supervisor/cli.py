@@ -13,7 +13,7 @@ from typing import Any
 
 from supervisor import __version__, logs
 from supervisor.config import Config
-from supervisor.errors import ConfigError, ExitCode, SupervisorError
+from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -240,7 +240,12 @@ def _cmd_rate(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from supervisor.synth import write_csv
 
-    write_csv(args.out, rows=args.rows, seed=args.seed)
+    try:
+        write_csv(args.out, rows=args.rows, seed=args.seed)
+    except OSError as exc:
+        raise DatasetError(
+            f"cannot write {args.out}: {exc.strerror or exc} — choose another --out path"
+        ) from None
     logs.get_logger().info("dataset_written", path=str(args.out), rows=args.rows, seed=args.seed)
     return ExitCode.OK
 

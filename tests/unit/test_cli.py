@@ -95,3 +95,13 @@ def test_invalid_librdkafka_property_is_a_config_error_with_its_message(
     assert "no.such.property" in fatal[0]["error"]
     assert fatal[0]["error"].startswith("kafka.config:")
     assert "dataset_loaded" not in err  # refused before loading anything
+
+
+def test_generate_dataset_to_an_unwritable_path_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "no" / "such" / "dir" / "t.csv"
+    code = main(["generate-dataset", "--rows", "5", "--out", str(out), "--log-format", "json"])
+    assert code == ExitCode.BAD_INPUT
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(out) in json.loads(line)["error"]
