@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.config import Config
-from supervisor.dataset import Dataset, S3Location, load_dataset
+from supervisor.dataset import Dataset, load_dataset
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
 from supervisor.logs import get_logger
@@ -31,18 +31,9 @@ async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
     """Load and validate the dataset off the event loop, and log (and report) what was loaded."""
     log = get_logger()
     settings = config.dataset
-    s3 = settings.s3
     started = time.monotonic()
     dataset = await asyncio.to_thread(
-        load_dataset,
-        settings.uri,
-        s3=S3Location(
-            endpoint_url=s3.endpoint_url,
-            access_key=s3.access_key,
-            secret_key=s3.secret_key,
-            region=s3.region,
-        ),
-        on_invalid=settings.on_invalid,
+        load_dataset, settings.uri, s3=settings.s3.location(), on_invalid=settings.on_invalid
     )
     for bad in dataset.invalid_samples:
         log.warning("dataset_row_skipped", line=bad.line, reason=bad.reason)

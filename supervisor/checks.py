@@ -21,9 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config as BotoConfig
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -33,7 +31,7 @@ from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
 from supervisor.config import REDACTED, Config, is_secret_key
-from supervisor.dataset import Dataset, S3Location, load_dataset
+from supervisor.dataset import Dataset, load_dataset, s3_client
 from supervisor.errors import ConfigError, DatasetError, ExitCode
 
 if TYPE_CHECKING:
@@ -301,33 +299,14 @@ def _broker_setting(
 # --- S3 ------------------------------------------------------------------------------------------
 
 
-def _s3_location(config: Config) -> S3Location:
-    s3 = config.dataset.s3
-    return S3Location(
-        endpoint_url=s3.endpoint_url,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-        region=s3.region,
-    )
-
-
 def _s3_check(config: Config, timeout_s: float) -> Check:
     uri = config.dataset.uri
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    s3 = _s3_location(config)
+    s3 = config.dataset.s3.location()
     where = s3.endpoint_url or "AWS S3"
     try:
-        client = boto3.client(
-            "s3",
-            endpoint_url=s3.endpoint_url,
-            region_name=s3.region,
-            aws_access_key_id=s3.access_key.get_secret_value() if s3.access_key else None,
-            aws_secret_access_key=s3.secret_key.get_secret_value() if s3.secret_key else None,
-            config=BotoConfig(
-                connect_timeout=min(timeout_s, 5.0),
-                read_timeout=timeout_s,
-                retries={"max_attempts": 2, "mode": "standard"},
-            ),
+        client = s3_client(
+            s3, connect_timeout_s=min(timeout_s, 5.0), read_timeout_s=timeout_s, attempts=2
         )
     except ValueError as exc:
         return Check("s3", ok=False, detail=f"{uri}: bad S3 endpoint {where!r} ({exc})")
@@ -396,7 +375,7 @@ def _dataset_check(config: Config) -> Check:
     settings = config.dataset
     try:
         dataset = load_dataset(
-            settings.uri, s3=_s3_location(config), on_invalid=settings.on_invalid
+            settings.uri, s3=config.dataset.s3.location(), on_invalid=settings.on_invalid
         )
     except DatasetError as exc:  # "dataset <uri>: ...": the line already says "dataset"
         return Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))

@@ -38,6 +38,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from supervisor.dataset import S3Location
 from supervisor.errors import ConfigError
 
 KafkaValue: TypeAlias = str | int | float | bool
@@ -175,6 +176,15 @@ class S3Settings(BaseModel):
     """Secret access key. Env `SECRET` wins."""
     region: str | None = None
     """Region; when unset, env `AWS_REGION` or `AWS_DEFAULT_REGION`."""
+
+    def location(self) -> S3Location:
+        """What the dataset loader needs to reach S3."""
+        return S3Location(
+            endpoint_url=self.endpoint_url,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            region=self.region,
+        )
 
 
 class DatasetSettings(BaseModel):

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from itertools import chain, compress
 from pathlib import Path
-from typing import Annotated, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal, cast
 from uuid import UUID
 
 import boto3
@@ -38,6 +38,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from supervisor.errors import DatasetError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 FIELDS: tuple[str, ...] = (
     "id",
@@ -490,24 +493,32 @@ def load_dataset(
     raise DatasetError(f"dataset {path}: {problem} — fix dataset.uri")
 
 
+def s3_client(
+    s3: S3Location, *, connect_timeout_s: float, read_timeout_s: float, attempts: int
+) -> S3Client:
+    """A boto3 S3 client for `s3` with bounded timeouts and retries (raises ValueError for a
+    malformed endpoint)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key.get_secret_value() if s3.access_key else None,
+        aws_secret_access_key=s3.secret_key.get_secret_value() if s3.secret_key else None,
+        config=Config(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"max_attempts": attempts, "mode": "standard"},
+        ),
+    )
+
+
 def _load_s3(uri: str, s3: S3Location, on_invalid: Literal["skip", "fail"]) -> Dataset:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise DatasetError(f"dataset {uri}: expected s3://bucket/key — fix dataset.uri")
     where = s3.endpoint_url or "AWS S3"
     try:
-        client = boto3.client(
-            "s3",
-            endpoint_url=s3.endpoint_url,
-            region_name=s3.region,
-            aws_access_key_id=s3.access_key.get_secret_value() if s3.access_key else None,
-            aws_secret_access_key=s3.secret_key.get_secret_value() if s3.secret_key else None,
-            config=Config(
-                connect_timeout=5,
-                read_timeout=10,
-                retries={"max_attempts": 3, "mode": "standard"},
-            ),
-        )
+        client = s3_client(s3, connect_timeout_s=5, read_timeout_s=10, attempts=3)
     except ValueError as exc:
         raise DatasetError(f"dataset {uri}: bad S3 endpoint {where!r} ({exc}) — fix it") from None
     try:
