@@ -89,27 +89,30 @@ async def serve(
         on_statistics=None if telemetry is None else telemetry.librdkafka.update,
     )
     dataset = await load(config, telemetry)
-    if stop.is_set():
-        return ExitCode.OK, None
-    sink.start()
     fleet = Fleet(config, dataset, sink)
     if telemetry is not None:
         telemetry.watch(fleet.stats)
     started = fleet.clock()
     try:
-        if not await sink.connect(fleet.topics(), stop=stop, timeout_s=startup_timeout_s):
-            return ExitCode.OK, None
-        if telemetry is not None:
-            telemetry.kafka_reachable(True)
-        started = fleet.clock()
-        async with asyncio.TaskGroup() as tg:
-            if config_path is not None and reload is not None:
-                reloader = Reloader(config_path, fleet, load=partial(load, telemetry=telemetry))
-                tg.create_task(reloader.run(reload, stop), name="reload")
-            await fleet.run(stop)
-        config = fleet.config  # as last reloaded
-        in_flight = sum(s.in_flight for s in fleet.stats.values())
-        log.info("fleet_draining", in_flight=in_flight, timeout_s=config.shutdown_timeout_s)
+        # Stopped during the load, or before Kafka answered: nothing was produced, and the
+        # summary (all zeros) is still logged and written below.
+        if not stop.is_set():
+            sink.start()
+        if not stop.is_set() and await sink.connect(
+            fleet.topics(), stop=stop, timeout_s=startup_timeout_s
+        ):
+            if telemetry is not None:
+                telemetry.kafka_reachable(True)
+            started = fleet.clock()
+            async with asyncio.TaskGroup() as tg:
+                if config_path is not None and reload is not None:
+                    reloader = Reloader(config_path, fleet, load=partial(load, telemetry=telemetry))
+                    tg.create_task(reloader.run(reload, stop), name="reload")
+                await fleet.run(stop)
+            in_flight = sum(s.in_flight for s in fleet.stats.values())
+            log.info(
+                "fleet_draining", in_flight=in_flight, timeout_s=fleet.config.shutdown_timeout_s
+            )
     finally:
         await sink.close(timeout_s=fleet.config.shutdown_timeout_s, force=force)
 
@@ -123,11 +126,12 @@ async def serve(
         write_summary(summary_path, result)
     if fleet.crashed:
         return ExitCode.PROFILE_CRASHED, result
-    if total["failed"] or total["undelivered"] or total["in_flight"]:
+    if total["failed"] or total["undelivered"] or total["in_flight"] or total["rejected"]:
         log.warning(
             "messages_not_delivered",
             failed=total["failed"],
             undelivered=total["undelivered"],
+            rejected=total["rejected"],
         )
         return ExitCode.UNDELIVERED, result
     return ExitCode.OK, result

@@ -12,6 +12,7 @@ running while one backs off.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from supervisor.events import EventBuilder
 from supervisor.logs import get_logger
 from supervisor.pacing import Clock, Pacer, sleep_or_stop
 from supervisor.sampling import Sampler
-from supervisor.sink import DeliveryCallback, Headers, Sink
+from supervisor.sink import DeliveryCallback, Headers, MessageRejected, Sink
 from supervisor.stats import ProfileStats, RateWindow
 
 
@@ -80,6 +81,8 @@ class Fleet:
         """Every profile that ran in this process, including ones a reload removed."""
         self.crashed: list[str] = []
         self._reporters: dict[str, DeliveryCallback] = {}
+        for name in config.profiles:  # in the summary even if the run stops before they start
+            self._stats_of(name)
         self._running: dict[str, _Running] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
@@ -141,12 +144,16 @@ class Fleet:
     def _topic_of(settings: ProfileSettings, config: Config) -> str:
         return settings.topic or config.kafka.topic
 
-    def _start(self, name: str, settings: ProfileSettings, config: Config) -> None:
-        assert self._tg is not None
+    def _stats_of(self, name: str) -> ProfileStats:
         stats = self.stats.get(name)
         if stats is None:
             stats = self.stats[name] = ProfileStats(name)
             self._reporters[name] = self.sink.reporter(stats)
+        return stats
+
+    def _start(self, name: str, settings: ProfileSettings, config: Config) -> None:
+        assert self._tg is not None
+        self._stats_of(name)
         halt = asyncio.Event()
         topic = self._topic_of(settings, config)
         task = self._tg.create_task(
@@ -210,6 +217,7 @@ class Fleet:
         headers: Headers = [("profile", name.encode()), ("instance", self.instance.encode())]
         on_delivery = self._reporters[name]
         pacer = Pacer(settings.interval_s, clock=clock)
+        rejections = _RateLimitedLog(self._log, "message_rejected", topic=topic)
         stats.stopped_at = None
         self._log.info(
             "profile_started",
@@ -240,26 +248,30 @@ class Fleet:
                     dataset = self.dataset
                     sampler, builder = self._sampling(dataset, settings, rng)
                 values, keys = builder.build(sampler.draw())
-                sent = size = 0
-                try:
-                    for j, value in enumerate(values):
-                        key = None if keys is None else keys[j]
-                        while True:
-                            try:
-                                produce(topic, value, key, headers, on_delivery)
-                                break
-                            except BufferError:  # librdkafka's queue is full: backpressure
-                                await sink.wait_for_space(halt)
-                                if halt.is_set() or fleet_stop.is_set():
-                                    return
-                        sent += 1
-                        size += len(value)
-                finally:
-                    stats.produced += sent
-                    stats.bytes += size
-                    stats.batches += 1
+                stats.batches += 1
                 if behind:
                     stats.behind_schedule += 1
+                for j, value in enumerate(values):
+                    key = None if keys is None else keys[j]
+                    while True:
+                        # Counted before the enqueue: its delivery report (on the delivery
+                        # thread) can then never make in_flight negative, even for a moment.
+                        stats.produced += 1
+                        try:
+                            produce(topic, value, key, headers, on_delivery)
+                        except BufferError:  # librdkafka's queue is full: backpressure
+                            stats.produced -= 1
+                            await sink.wait_for_space(halt)
+                            if halt.is_set() or fleet_stop.is_set():
+                                return
+                            continue
+                        except MessageRejected as exc:
+                            stats.produced -= 1
+                            stats.rejected += 1
+                            rejections.note(str(exc))
+                        else:
+                            stats.bytes += len(value)
+                        break
         finally:
             stats.stopped_at = clock()
 
@@ -297,6 +309,33 @@ class Fleet:
                     latency_p50_ms=_ms(s.latency.quantile(0.5)),
                     latency_p99_ms=_ms(s.latency.quantile(0.99)),
                 )
+
+
+class _RateLimitedLog:
+    """Logs an error event at most once every `every_s`, with how many were not logged."""
+
+    __slots__ = ("_every_s", "_fields", "_last", "_log", "_name", "_suppressed")
+
+    def __init__(
+        self,
+        log: structlog.typing.FilteringBoundLogger,
+        name: str,
+        every_s: float = 5.0,
+        **fields: object,
+    ) -> None:
+        self._log, self._name, self._every_s, self._fields = log, name, every_s, fields
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def note(self, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every_s:
+            self._suppressed += 1
+            return
+        self._log.error(
+            self._name, reason=reason, also_since_last_line=self._suppressed, **self._fields
+        )
+        self._last, self._suppressed = now, 0
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -287,6 +287,11 @@ _COUNTERS: Final = (
         "undelivered",
         "Messages purged unsent at shutdown because the flush deadline passed.",
     ),
+    (
+        "messages_rejected",
+        "rejected",
+        "Messages the producer refused before queueing them (e.g. over message.max.bytes).",
+    ),
     ("bytes_produced", "bytes", "Bytes of message values a profile produced."),
     (
         "ticks_behind_schedule",

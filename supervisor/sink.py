@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from supervisor.config import REDACTED, is_secret_key
 from supervisor.errors import ConfigError, KafkaUnavailableError
 from supervisor.logs import LIBRDKAFKA_LOGGER, get_logger
 from supervisor.pacing import sleep_or_stop
@@ -44,6 +46,15 @@ _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 _POLL_S = 0.1
 _FAILURE_LOG_EVERY_S = 5.0
 _SPACE_RECHECK_S = 0.05
+_ERROR_LOG_EVERY_S = 30.0
+_PROBE_KEY = "streaming.producer.probe"
+"""A property librdkafka does not know: set after one user property, it makes the constructor
+fail at once, before any client exists, unless that user property failed first."""
+
+
+class MessageRejected(Exception):
+    """The producer refused one message outright (e.g. larger than message.max.bytes): it never
+    entered the queue, so it is neither produced nor failed; the profile counts it as rejected."""
 
 
 class Sink(Protocol):
@@ -112,10 +123,11 @@ class KafkaSink:
             conf.pop("bootstrap.servers", None)
         try:
             self._producer = Producer(conf)
-        except KafkaException as exc:
-            raise ConfigError(f"kafka.config: {_kafka_reason(exc)}") from None
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"kafka.config: {exc}") from None
+        except (KafkaException, TypeError, ValueError) as exc:
+            raise ConfigError(_config_problem(producer_config, exc)) from None
+        self._connected = False
+        self._last_error: str | None = None
+        self._error_log: dict[int, tuple[float, int]] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space = asyncio.Event()
@@ -148,33 +160,44 @@ class KafkaSink:
         (None: keep trying). Returns False if `stop` was set meanwhile."""
         started = time.monotonic()
         while not stop.is_set():
+            ask_s = 2.0
+            if timeout_s is not None:
+                ask_s = min(ask_s, max(0.1, timeout_s - (time.monotonic() - started)))
             try:
-                metadata = await asyncio.to_thread(self._producer.list_topics, None, 2.0)
+                metadata = await asyncio.to_thread(self._producer.list_topics, None, ask_s)
                 if not metadata.brokers:
                     raise KafkaException(
                         KafkaError(KafkaError._TRANSPORT, "no brokers in metadata")
                     )
             except KafkaException as exc:
-                reason = _kafka_reason(exc)
+                # A refused login or TLS handshake is the real cause behind "transport failure".
+                reason = self._last_error or _kafka_reason(exc)
                 waited = time.monotonic() - started
                 if timeout_s is not None and waited >= timeout_s:
+                    fix = (
+                        "check the credentials and security settings in kafka.config"
+                        if self._last_error
+                        else "check kafka.bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS and that"
+                        " the brokers are up"
+                    )
                     raise KafkaUnavailableError(
-                        f"Kafka at {self.servers_label} unreachable for {waited:.0f}s ({reason})"
-                        " — check kafka.bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS and that the"
-                        " brokers are up"
+                        f"Kafka at {self.servers_label} not usable after {waited:.0f}s"
+                        f" ({reason}) — {fix}"
                     ) from None
+                delay = retry_every_s
+                if timeout_s is not None:
+                    delay = min(delay, max(0.0, timeout_s - waited))
                 self._log.warning(
                     "kafka_unreachable",
                     bootstrap_servers=self.servers_label,
                     reason=reason,
-                    retry_in_s=retry_every_s,
+                    retry_in_s=round(delay, 1),
                 )
-                delay = retry_every_s
-                if timeout_s is not None:
-                    delay = min(delay, max(0.0, timeout_s - waited))
                 if await sleep_or_stop(stop, delay):
                     return False
                 continue
+            self._connected = True
+            self._last_error = None
             brokers = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
             if self.embedded:
                 self._log.info(
@@ -231,7 +254,10 @@ class KafkaSink:
         headers: Headers,
         on_delivery: DeliveryCallback,
     ) -> None:
-        self._producer.produce(topic, value, key, on_delivery=on_delivery, headers=headers)
+        try:
+            self._producer.produce(topic, value, key, on_delivery=on_delivery, headers=headers)
+        except KafkaException as exc:
+            raise MessageRejected(_kafka_reason(exc)) from None
 
     async def wait_for_space(self, stop: asyncio.Event) -> None:
         # The delivery thread sets `_space` after serving delivery reports while someone waits;
@@ -324,20 +350,38 @@ class KafkaSink:
     def _on_error(self, err: KafkaError) -> None:
         code = err.code()
         if code == KafkaError._ALL_BROKERS_DOWN:
-            if self._outage_since is None:
+            if self._on_reachable is not None:
+                self._on_reachable(False)
+            # Before the first connection `connect` reports unreachability itself.
+            if self._outage_since is None and self._connected:
                 self._outage_since = time.monotonic()
-                if self._on_reachable is not None:
-                    self._on_reachable(False)
                 self._log.warning(
                     "kafka_outage",
                     bootstrap_servers=self.servers_label,
                     reason=err.str(),
                     note="messages stay queued and are retried until message.timeout.ms",
                 )
-        elif code == KafkaError._TRANSPORT:
+            return
+        if code == KafkaError._TRANSPORT:
             self._log.debug("kafka_transport_error", reason=err.str())
-        else:
-            self._log.warning("kafka_error", code=err.name(), reason=err.str(), fatal=err.fatal())
+            return
+        if code in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
+            self._last_error = err.str()
+        # The same error recurs on every reconnect attempt: log it once, then at most every
+        # _ERROR_LOG_EVERY_S with how often it recurred meanwhile.
+        now = time.monotonic()
+        last, repeated = self._error_log.get(code, (-math.inf, 0))
+        if now - last < _ERROR_LOG_EVERY_S:
+            self._error_log[code] = (last, repeated + 1)
+            return
+        self._error_log[code] = (now, 0)
+        self._log.warning(
+            "kafka_error",
+            code=err.name(),
+            reason=err.str(),
+            fatal=err.fatal(),
+            repeated_since_last_line=repeated,
+        )
 
     def _recovered(self) -> None:
         since = self._outage_since
@@ -350,6 +394,31 @@ class KafkaSink:
                 bootstrap_servers=self.servers_label,
                 outage_s=round(time.monotonic() - since, 1),
             )
+
+
+def _config_problem(config: Mapping[str, Any], exc: Exception) -> str:
+    """One line naming the kafka.config property librdkafka refused, as the config wrote it.
+
+    librdkafka reports aliases by their canonical name (`linger.ms` as `queue.buffering.max.ms`)
+    and stops at the first bad property; trying each property alone, followed by a probe key
+    librdkafka does not know, finds the culprit without ever starting a client."""
+    reason = _kafka_reason(exc) if isinstance(exc, KafkaException) else str(exc)
+    for key, value in config.items():
+        if key in ("bootstrap.servers", "client.id"):
+            continue
+        try:
+            Producer({key: value, _PROBE_KEY: 1})
+        except KafkaException as probe:
+            if _PROBE_KEY in _kafka_reason(probe):
+                continue
+            shown = REDACTED if is_secret_key(key) else repr(value)
+            return (
+                f"kafka.config[{key!r}] = {shown}: {_kafka_reason(probe)} — fix or remove it"
+                " (librdkafka's CONFIGURATION.md lists every property and its values)"
+            )
+        except (TypeError, ValueError) as probe:
+            return f"kafka.config[{key!r}]: {probe} — fix or remove it"
+    return f"kafka.config: {reason}"
 
 
 def _kafka_reason(exc: KafkaException) -> str:

@@ -72,6 +72,9 @@ class ProfileStats:
     failed: int = 0
     undelivered: int = 0
     """Purged at shutdown because the flush deadline passed (or a second signal forced exit)."""
+    rejected: int = 0
+    """Refused by the producer before entering its queue (e.g. over message.max.bytes): not
+    part of `produced`."""
     restarts: int = 0
     first_batch_at: float | None = None
     stopped_at: float | None = None
@@ -100,6 +103,7 @@ class ProfileStats:
             "delivered": self.delivered,
             "failed": self.failed,
             "undelivered": self.undelivered,
+            "rejected": self.rejected,
             "in_flight": self.in_flight,
             "bytes": self.bytes,
             "behind_schedule": self.behind_schedule,
@@ -116,6 +120,7 @@ _TOTALLED = (
     "delivered",
     "failed",
     "undelivered",
+    "rejected",
     "in_flight",
     "bytes",
     "behind_schedule",

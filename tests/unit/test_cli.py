@@ -93,7 +93,7 @@ def test_invalid_librdkafka_property_is_a_config_error_with_its_message(
     fatal = [json.loads(line) for line in err.splitlines() if '"fatal"' in line]
     assert len(fatal) == 1
     assert "no.such.property" in fatal[0]["error"]
-    assert fatal[0]["error"].startswith("kafka.config:")
+    assert fatal[0]["error"].startswith("kafka.config[")
     assert "dataset_loaded" not in err  # refused before loading anything
 
 

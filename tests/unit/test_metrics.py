@@ -82,7 +82,7 @@ def test_profile_counters_are_read_at_scrape_time(
     telemetry.watch({"high": high, "low": low})
     high.batches, high.produced, high.bytes = 5, 60, 6000
     high.delivered, high.failed, high.undelivered = 50, 2, 1
-    high.behind_schedule, high.restarts = 3, 1
+    high.behind_schedule, high.restarts, high.rejected = 3, 1, 4
     low.batches, low.produced, low.delivered = 1, 4, 4
 
     metrics = scrape(server)
@@ -92,6 +92,7 @@ def test_profile_counters_are_read_at_scrape_time(
     assert metrics[("streaming_producer_messages_delivered_total", h)] == 50
     assert metrics[("streaming_producer_messages_failed_total", h)] == 2
     assert metrics[("streaming_producer_messages_undelivered_total", h)] == 1
+    assert metrics[("streaming_producer_messages_rejected_total", h)] == 4
     assert metrics[("streaming_producer_bytes_produced_total", h)] == 6000
     assert metrics[("streaming_producer_ticks_behind_schedule_total", h)] == 3
     assert metrics[("streaming_producer_profile_restarts_total", h)] == 1

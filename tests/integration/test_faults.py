@@ -1,0 +1,556 @@
+"""Nothing lost, nothing leaked: the real CLI against a broker that dies, floods and slow drains.
+
+Each test runs `streaming-producer run` as a subprocess, mostly against a Tansu broker of its own
+with durable storage (the `durable_broker` fixture: killed and restarted on the same port, it keeps
+its data), and synchronises on the JSON log lines the process writes, never on sleeps. The end of
+every run is checked through the summary file: every produced message is delivered, failed or
+undelivered, none in flight, and the exit code is 3 exactly when something was not delivered.
+Durations are not asserted (a benchmark measures them); only generous bounds on exiting at all.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.dataset import FIELDS
+from supervisor.errors import ExitCode
+from tests.integration.cli_process import ROOT, CliProcess, Event
+from tests.services import TansuBroker, consume_all, create_topic, free_port
+
+DATASET = ROOT / "data" / "transactions.csv"
+TOPIC = "faults"
+QUEUE_LIMIT = 1000
+"""`queue.buffering.max.messages` of the flood tests: librdkafka's queue bound."""
+EXIT_TIMEOUT_S = 60
+"""Generous: a run asked to stop must be gone well before this (a benchmark measures the time)."""
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def write_config(
+    directory: Path,
+    bootstrap: str,
+    profiles: dict[str, str],
+    *,
+    kafka_config: str = "{}",
+    shutdown_timeout_s: float = 10,
+    stats_interval_s: float = 0.5,
+) -> Path:
+    """A config streaming the repository's dataset to `TOPIC`; `profiles` as YAML flow maps."""
+    lines = [
+        "kafka:",
+        f"  bootstrap_servers: '{bootstrap}'",
+        f"  topic: {TOPIC}",
+        f"  config: {kafka_config}",
+        f"dataset: {{uri: '{DATASET}'}}",
+        f"shutdown_timeout_s: {shutdown_timeout_s}",
+        f"stats_interval_s: {stats_interval_s}",
+        "profiles:",
+        *(f"  {name}: {settings}" for name, settings in profiles.items()),
+    ]
+    path = directory / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
+    """Start `streaming-producer run --config PATH --summary tmp/summary.json ARGS`."""
+    started: list[CliProcess] = []
+
+    def start(config: Path, *args: str) -> CliProcess:
+        proc = CliProcess(
+            ["run", "--config", str(config), "--summary", str(tmp_path / "summary.json"), *args]
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def broker(durable_broker: TansuBroker) -> TansuBroker:
+    """The durable broker with the topic the runs write to."""
+    create_topic(durable_broker.bootstrap, TOPIC, partitions=3)
+    return durable_broker
+
+
+def is_stats(event: Event) -> bool:
+    return event.get("event") == "profile_stats"
+
+
+def next_events(
+    proc: CliProcess, n: int, predicate: Callable[[Event], bool] = is_stats
+) -> list[Event]:
+    """The next `n` events (from now on) that satisfy `predicate`."""
+    found: list[Event] = []
+    for _ in range(n):
+        seen = {id(event) for event in proc.events}
+
+        def is_new_match(event: Event, seen: set[int] = seen) -> bool:
+            return id(event) not in seen and predicate(event)
+
+        found.append(proc.wait_for(is_new_match))
+    return found
+
+
+def summary_of(tmp_path: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((tmp_path / "summary.json").read_text())
+    return summary
+
+
+def assert_accounted(summary: dict[str, Any]) -> dict[str, Any]:
+    """Every produced message is delivered, failed or undelivered; none is left in flight."""
+    for name, entry in [*summary["profiles"].items(), ("total", summary["total"])]:
+        outcome = entry["delivered"] + entry["failed"] + entry["undelivered"]
+        assert entry["produced"] == outcome, (name, entry)
+        assert entry["in_flight"] == 0, (name, entry)
+    total: dict[str, Any] = summary["total"]
+    return total
+
+
+def expected_exit(total: dict[str, Any]) -> ExitCode:
+    """Exit 3 exactly when something failed or was left undelivered."""
+    return ExitCode.UNDELIVERED if total["failed"] or total["undelivered"] else ExitCode.OK
+
+
+def assert_final_log_matches(proc: CliProcess, total: dict[str, Any]) -> None:
+    (stopped,) = proc.named("fleet_stopped")
+    for field in ("produced", "delivered", "failed", "undelivered", "in_flight"):
+        assert stopped[field] == total[field], field
+
+
+def timestamps(events: list[Event]) -> list[datetime]:
+    return [datetime.fromisoformat(event["timestamp"]) for event in events]
+
+
+def rss_kib(proc: CliProcess) -> int:
+    """Resident memory of the CLI process, from /proc (Linux)."""
+    for line in Path(f"/proc/{proc.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc status")
+
+
+def ids_of(bootstrap: str) -> list[str]:
+    return [json.loads(record.value)["id"] for record in consume_all(bootstrap, TOPIC)]
+
+
+# --- a broker outage mid-run ---------------------------------------------------------------------
+
+
+def test_an_outage_shorter_than_the_delivery_timeout_loses_and_duplicates_nothing(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    # Fresh ids make every message unique: a duplicate on the topic would show.
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {"steady": "{interval_s: 0.05, min_records: 5, max_records: 5, id: fresh}"},
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+
+    broker.kill()
+    proc.wait_for(lambda e: e.get("event") == "kafka_outage")
+    during = next_events(proc, 3)  # the profile keeps producing while nothing is delivered
+    broker.restart()
+    proc.wait_for(lambda e: e.get("event") == "kafka_recovered")
+    backlog = during[-1]["produced"]
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] >= backlog)  # the backlog went out
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["failed"] == total["undelivered"] == 0
+    assert code == ExitCode.OK, proc.log()
+    assert_final_log_matches(proc, total)
+    assert during[0]["produced"] < during[-1]["produced"]
+    assert during[0]["batches"] < during[-1]["batches"]
+    assert during[-1]["in_flight"] > 0
+    ids = ids_of(broker.bootstrap)
+    assert len(ids) == total["delivered"]  # none lost
+    assert len(set(ids)) == len(ids)  # none duplicated
+    # Logged once each, and nothing else meanwhile: no line per reconnect attempt.
+    assert len(proc.named("kafka_outage")) == 1
+    assert len(proc.named("kafka_recovered")) == 1
+    events = [e["event"] for e in proc.events]
+    outage = events[events.index("kafka_outage") + 1 : events.index("kafka_recovered")]
+    assert set(outage) <= {"profile_stats"}, Counter(outage)
+    assert not [e for e in proc.events if e.get("level") in ("error", "critical")]
+
+
+def test_an_outage_past_the_delivery_timeout_fails_messages_and_logs_why_without_a_flood(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {
+            "fast": "{interval_s: 0.02, min_records: 10, max_records: 10}",
+            "slow": "{interval_s: 0.1, min_records: 1, max_records: 2}",
+        },
+        kafka_config="{message.timeout.ms: 1000}",
+        shutdown_timeout_s=1,
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+
+    broker.kill()
+    proc.wait_for(lambda e: is_stats(e) and e["profile"] == "fast" and e["failed"] > 100)
+    next_events(proc, 4)
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["failed"] > 0
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert_final_log_matches(proc, total)
+    failures = proc.named("delivery_failed")
+    assert {e["profile"] for e in failures} == {"fast", "slow"}
+    for failure in failures:
+        assert failure["code"] == "_MSG_TIMED_OUT"
+        assert "timed out" in failure["reason"]
+        assert failure["topic"] == TOPIC
+    # Rate-limited: per profile, lines at least seconds apart, for hundreds of failures.
+    for name in ("fast", "slow"):
+        stamps = timestamps([e for e in failures if e["profile"] == name])
+        assert all((b - a).total_seconds() >= 1 for a, b in pairwise(stamps))
+    assert len(failures) < total["failed"] / 50
+    (not_delivered,) = proc.named("messages_not_delivered")
+    assert not_delivered["failed"] == total["failed"]
+
+
+# --- Kafka unreachable at start ------------------------------------------------------------------
+
+
+def test_kafka_unreachable_at_start_is_retried_calmly_until_it_comes_up(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    broker.kill()
+    config = write_config(
+        tmp_path, broker.bootstrap, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
+    )
+    proc = run_cli(config)
+
+    first, second = next_events(proc, 2, lambda e: e.get("event") == "kafka_unreachable")
+    broker.restart()
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    for line in (first, second):
+        assert line["bootstrap_servers"] == broker.bootstrap
+        assert line["reason"]
+        assert line["level"] == "warning"
+    start, retry = timestamps([first, second])
+    assert (retry - start).total_seconds() >= 1  # calm, not a line per reconnect attempt
+    before = proc.events[: proc.events.index(second)]
+    assert Counter(e["event"] for e in before if e["level"] != "info") <= Counter(
+        {"kafka_unreachable": 2, "kafka_outage": 1}
+    )
+    assert proc.named("kafka_connected")
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["delivered"] > 0
+    assert code == ExitCode.OK, proc.log()
+    assert len(ids_of(broker.bootstrap)) == total["delivered"]
+
+
+def test_startup_timeout_gives_up_with_exit_code_4_naming_the_servers(
+    tmp_path: Path, run_cli: Callable[..., CliProcess]
+) -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path, nobody, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
+    )
+
+    proc = run_cli(config, "--startup-timeout", "1")
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert code == ExitCode.KAFKA_UNREACHABLE, proc.log()
+    (fatal,) = [e for e in proc.events if e["level"] in ("error", "critical")]
+    assert fatal["event"] == "fatal"
+    assert nobody in fatal["error"]
+    assert "kafka.bootstrap_servers" in fatal["error"]
+    assert len(fatal["error"].splitlines()) == 1
+    assert all(e["bootstrap_servers"] == nobody for e in proc.named("kafka_unreachable"))
+    assert "Traceback" not in "\n".join(proc.lines)
+    assert "exception" not in fatal
+    assert not proc.named("profile_started")
+
+
+def test_sigterm_while_waiting_for_kafka_at_start_exits_without_sending(
+    tmp_path: Path, run_cli: Callable[..., CliProcess]
+) -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path, nobody, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: e.get("event") == "kafka_unreachable")
+
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert code == ExitCode.OK, proc.log()
+    assert proc.named("shutdown_requested")
+    assert not proc.named("profile_started")
+    assert not [e for e in proc.events if e["level"] in ("error", "critical")]
+
+
+def test_a_run_stopped_before_kafka_answered_still_writes_its_summary(
+    tmp_path: Path, run_cli: Callable[..., CliProcess]
+) -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path, nobody, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: e.get("event") == "kafka_unreachable")
+
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert code == ExitCode.OK, proc.log()
+    assert proc.named("fleet_stopped")
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["produced"] == 0
+
+
+REFUSED_LOGIN = json.dumps(
+    {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "alice",
+        "sasl.password": "not-the-password",
+    }
+)
+"""A SASL login the broker refuses (Tansu: the handshake fails), on every connection attempt."""
+
+
+def test_a_refused_login_is_not_logged_once_per_reconnect_attempt(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"},
+        kafka_config=REFUSED_LOGIN,
+    )
+    proc = run_cli(config, "--startup-timeout", "1")
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert code == ExitCode.KAFKA_UNREACHABLE, proc.log()
+    noisy = Counter(e["event"] for e in proc.events if e["level"] != "info")
+    assert sum(noisy.values()) <= 6, noisy
+
+
+def test_a_refused_login_at_start_is_named_as_the_cause_of_giving_up(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"},
+        kafka_config=REFUSED_LOGIN,
+    )
+    proc = run_cli(config, "--startup-timeout", "1")
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert code == ExitCode.KAFKA_UNREACHABLE, proc.log()
+    (fatal,) = proc.named("fatal")
+    assert "authentication" in fatal["error"].lower() or "SASL" in fatal["error"], fatal
+
+
+# --- a flood: queue full is backpressure --------------------------------------------------------
+
+FLOOD = {"flood": "{interval_s: 0.001, min_records: 5000, max_records: 5000}"}
+"""Five million records a second asked of a queue of a thousand."""
+
+
+def test_a_flood_is_slowed_by_backpressure_with_bounded_memory_and_no_crash(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        FLOOD,
+        kafka_config=f"{{queue.buffering.max.messages: {QUEUE_LIMIT}}}",
+        shutdown_timeout_s=5,
+        stats_interval_s=0.3,
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > QUEUE_LIMIT)
+
+    rss_before = rss_kib(proc)
+    lines = next_events(proc, 6)
+    rss_after = rss_kib(proc)
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    # librdkafka's queue bounds what is in flight; memory does not grow with the backlog.
+    assert all(line["in_flight"] <= QUEUE_LIMIT for line in lines), lines
+    assert lines[-1]["delivered"] - lines[0]["delivered"] > 10 * QUEUE_LIMIT
+    assert rss_after - rss_before < 64 * 1024, (rss_before, rss_after)
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["behind_schedule"] > 0  # slowed down: ticks fell behind instead of piling up
+    assert total["restarts"] == 0
+    assert code == expected_exit(total), proc.log()
+    assert not proc.named("profile_crashed")
+    assert not proc.named("internal_error")
+
+
+def test_periodic_stats_never_show_more_delivered_than_produced(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        FLOOD,
+        kafka_config=f"{{queue.buffering.max.messages: {QUEUE_LIMIT}}}",
+        shutdown_timeout_s=5,
+        stats_interval_s=0.3,
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+
+    lines = next_events(proc, 8)
+    proc.signal(signal.SIGTERM)
+    proc.wait(EXIT_TIMEOUT_S)
+
+    assert [line["in_flight"] for line in lines if line["in_flight"] < 0] == []
+
+
+# --- a message the producer refuses ------------------------------------------------------------
+
+
+def test_a_message_over_the_size_limit_is_a_logged_failure_not_a_crash(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, run_cli: Callable[..., CliProcess]
+) -> None:
+    rows = [
+        f"{uuid.uuid4()},Card {i},1.00,2026-01-11T10:00:00,Shop,debit,outgoing" for i in range(9)
+    ]
+    rows.append(f"{uuid.uuid4()},{'x' * 3000},1.00,2026-01-11T10:00:00,Shop,debit,outgoing")
+    dataset = tmp_path / "tx.csv"
+    dataset.write_text("\n".join([",".join(FIELDS), *rows]) + "\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_bootstrap}', topic: {topic},"
+        " config: {message.max.bytes: 2000}}\n"
+        f"dataset: {{uri: '{dataset}'}}\n"
+        "stats_interval_s: 0.3\n"
+        "profiles:\n  p: {interval_s: 0.02, min_records: 5, max_records: 5}\n"
+    )
+    proc = run_cli(config)
+
+    crashed_or_going = proc.wait_for(
+        lambda e: (
+            e.get("event") == "profile_crashed"
+            or (is_stats(e) and e["batches"] >= 20 and e["delivered"] > 0)
+        )
+    )
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert crashed_or_going["event"] == "profile_stats", crashed_or_going
+    assert any("too large" in json.dumps(e) for e in proc.events if e["level"] != "info")
+    total = assert_accounted(summary_of(tmp_path))
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert total["restarts"] == 0
+
+
+# --- stopping ------------------------------------------------------------------------------------
+
+SATURATING = {"saturating": "{interval_s: 0.001, min_records: 2000, max_records: 2000}"}
+"""Far above what the broker takes: librdkafka's queue (100k messages by default) stays full."""
+
+
+def test_sigterm_while_saturated_exits_with_every_message_accounted_for(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(tmp_path, broker.bootstrap, SATURATING, shutdown_timeout_s=1)
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["behind_schedule"] > 0 and e["delivered"] > 0)
+
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["produced"] > 0
+    assert code == expected_exit(total), proc.log()
+    assert_final_log_matches(proc, total)
+    if total["undelivered"]:
+        (not_delivered,) = proc.named("messages_not_delivered")
+        assert not_delivered["undelivered"] == total["undelivered"]
+    assert proc.named("shutdown_requested")
+    assert not proc.named("shutdown_forced")
+    # Everything acknowledged is on the topic (purged messages may have reached it too).
+    assert len(consume_all(broker.bootstrap, TOPIC)) >= total["delivered"]
+
+
+def test_sigterm_with_the_broker_down_reports_the_undelivered_and_exits_3(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {"p": "{interval_s: 0.01, min_records: 10, max_records: 10}"},
+        shutdown_timeout_s=1,
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    broker.kill()
+    proc.wait_for(lambda e: is_stats(e) and e["in_flight"] > 100)
+
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["undelivered"] > 0
+    assert total["failed"] == 0  # the delivery timeout (300 s by default) never passed
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert_final_log_matches(proc, total)
+    (not_delivered,) = proc.named("messages_not_delivered")
+    assert not_delivered["undelivered"] == total["undelivered"]
+    (stopped,) = proc.named("profile_stopped")
+    assert stopped["undelivered"] == total["undelivered"]
+
+
+def test_a_second_sigterm_stops_flushing_at_once(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    # A budget no test waits for: only the second signal can end the drain in time.
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {"p": "{interval_s: 0.01, min_records: 10, max_records: 10}"},
+        shutdown_timeout_s=3600,
+    )
+    proc = run_cli(config)
+    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    broker.kill()
+    proc.wait_for(lambda e: is_stats(e) and e["in_flight"] > 100)
+
+    proc.signal(signal.SIGTERM)
+    proc.wait_for(lambda e: e.get("event") == "fleet_draining")
+    proc.signal(signal.SIGTERM)
+    code = proc.wait(EXIT_TIMEOUT_S)
+
+    assert proc.named("shutdown_forced")
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["undelivered"] > 0
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert_final_log_matches(proc, total)
