@@ -1,6 +1,8 @@
 """Which confluent-kafka producer shape to build the Kafka sink on: measured, not assumed.
 
-Run from the repository root: ``.venv/bin/python -m benchmarks.producer_choice``. It starts its own
+Run from the repository root: ``.venv/bin/python -m benchmarks.producer_choice`` (results in
+benchmarks/results/producer_choice.json), or as the suite's ``producer_choice`` group
+(``python -m benchmarks --only producer_choice``, results in latest.json). It starts its own
 Tansu broker (tests/services.py) and measures, on that one broker in one run, with ~200-byte JSON:
 
 - (A)   the seed's way: ``confluent_kafka.aio.AIOProducer`` with default settings, each tick
@@ -40,6 +42,7 @@ import confluent_kafka
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.aio import AIOProducer
 
+from benchmarks.harness import Context, GroupResult, Table
 from tests.services import TansuBroker, create_topic, start_tansu
 
 RESULTS_PATH = Path(__file__).parent / "results" / "producer_choice.json"
@@ -573,14 +576,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def measure(latency_s: float, messages: int, loop: str = "uvloop") -> tuple[Bench, dict[str, Any]]:
+    """Every series on one fresh Tansu broker; the bench (results) and the run's metadata."""
     payloads = make_payloads(PAYLOAD_POOL)
     started = time.perf_counter()
     broker = start_tansu()
     try:
-        bench = Bench(broker, payloads, latency_s=args.latency_s, messages=args.messages)
-        with asyncio.Runner(loop_factory=new_event_loop_factory(args.loop)) as runner:
+        bench = Bench(broker, payloads, latency_s=latency_s, messages=messages)
+        with asyncio.Runner(loop_factory=new_event_loop_factory(loop)) as runner:
             runner.run(run_async_series(bench))
         bench.throughput.append(reference_throughput(bench))
     finally:
@@ -591,16 +594,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         "confluent_kafka": importlib.metadata.version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "python": platform.python_version(),
-        "event_loop": args.loop,
+        "event_loop": loop,
         "cpus": os.cpu_count(),
         "payload_bytes_mean": sum(map(len, payloads)) / len(payloads),
         "tick_interval_s": TICK_INTERVAL_S,
         "records_per_tick": list(RECORDS_PER_TICK),
-        "latency_run_s": args.latency_s,
-        "throughput_messages": args.messages,
+        "latency_run_s": latency_s,
+        "throughput_messages": messages,
         "sync_producer_config": SYNC_PRODUCER_CONFIG,
         "total_run_s": round(time.perf_counter() - started, 1),
     }
+    return bench, meta
+
+
+def run(ctx: Context) -> GroupResult:
+    """The suite's `producer_choice` group (`python -m benchmarks --only producer_choice`)."""
+    latency_s, messages = (3.0, 30_000) if ctx.quick else (20.0, 200_000)
+    bench, meta = measure(latency_s, messages)
+    result = GroupResult(
+        "producer_choice",
+        method="in-process, no supervisor code: AIOProducer variants vs the sync Producer with a "
+        f"poll thread, {latency_s:g} s paced at the normal preset, {messages:,} messages bulk",
+    )
+    latency = Table(
+        f"Producer choice, latency enqueue -> delivery report ({latency_s:g} s at 0.5 s x 1-10)",
+        ["series", "how", "clock", "sent", "delivered in window", "p50 ms", "p99 ms", "max ms"],
+    )
+    for r in bench.latency:
+        latency.add(
+            r.name,
+            r.description,
+            r.source,
+            r.produced,
+            r.delivered_in_window,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+        )
+    bulk = Table(
+        f"Producer choice, throughput: {messages:,} messages as fast as possible",
+        ["series", "how", "delivered", "failed", "BufferError", "seconds", "delivered msg/s"],
+    )
+    for t in bench.throughput:
+        bulk.add(
+            t.name,
+            t.description,
+            t.delivered,
+            t.failed,
+            t.buffer_errors,
+            t.elapsed_s,
+            float(t.delivered_per_s),
+        )
+    result.tables += [latency, bulk]
+    result.data = {
+        "meta": meta,
+        "latency": [asdict(r) for r in bench.latency],
+        "throughput": [asdict(t) for t in bench.throughput],
+    }
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench, meta = measure(args.latency_s, args.messages, args.loop)
     print_table(bench, meta)
     write_json(
         args.out,

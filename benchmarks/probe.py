@@ -1,0 +1,96 @@
+"""The CLI plus two hooks: `python -m benchmarks.probe POOLED_JSON run --config ...`.
+
+It runs `supervisor.cli.main` unchanged, with:
+- `supervisor.app.build_summary` wrapped so that, when the run summary is built (once, at exit,
+  after the delivery thread has stopped), the tick-lateness and delivery-latency histograms of all
+  profiles are also merged and written to POOLED_JSON. The summary has per-profile quantiles only;
+  with many profiles the pooled p99 is the figure wanted;
+- SIGUSR1 starting the measured window: every profile's tick-lateness histogram is set aside and
+  a fresh one started, so the summary and the pooled figures describe the steady state from then
+  on (the set-aside ones are merged back into `tick_lateness_whole_run_ms`). The fleet is reached
+  through a `Fleet` subclass that only remembers its instance.
+Nothing is added to the per-message or per-tick path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from unittest import mock
+
+import supervisor.app
+from supervisor import cli
+from supervisor.fleet import Fleet
+from supervisor.stats import Histogram, ProfileStats
+from supervisor.stats import summary as build_summary
+
+
+def pooled(histograms: list[Histogram]) -> dict[str, float | int | None]:
+    """p50/p99/p999/max in ms of the union of `histograms` (same buckets as Histogram)."""
+    count = sum(h.count for h in histograms)
+    if not count:
+        return {"count": 0, "p50": None, "p99": None, "p999": None, "max": None}
+    high = max(h.max for h in histograms)
+    bounds = [bound for bound, _ in histograms[0].buckets()]
+    cumulative = [0] * len(bounds)
+    for h in histograms:
+        for i, (_, seen) in enumerate(h.buckets()):
+            cumulative[i] += seen
+
+    def quantile(q: float) -> float:
+        rank = max(1, math.ceil(q * count))
+        i = next(i for i, seen in enumerate(cumulative) if seen >= rank)
+        return round(min(bounds[i], high) * 1000, 3)
+
+    return {
+        "count": count,
+        "p50": quantile(0.5),
+        "p99": quantile(0.99),
+        "p999": quantile(0.999),
+        "max": round(high * 1000, 3),
+    }
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    fleets: list[Fleet] = []
+    set_aside: list[Histogram] = []
+
+    class RememberedFleet(Fleet):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            fleets.append(self)
+
+    def start_window(_signum: int, _frame: FrameType | None) -> None:
+        for fleet in fleets:
+            for stats in fleet.stats.values():
+                set_aside.append(stats.lateness)
+                stats.lateness = Histogram()
+
+    def summary_and_pool(profiles: list[ProfileStats], **kwargs: Any) -> dict[str, Any]:
+        document = build_summary(profiles, **kwargs)
+        lateness = [p.lateness for p in profiles]
+        figures = {
+            "tick_lateness_ms": pooled(lateness),
+            "tick_lateness_whole_run_ms": pooled(lateness + set_aside),
+            "latency_ms": pooled([p.latency for p in profiles]),
+            "window_reset": bool(set_aside),
+        }
+        out.write_text(json.dumps(figures), encoding="utf-8")
+        return document
+
+    signal.signal(signal.SIGUSR1, start_window)
+    with (
+        mock.patch.object(supervisor.app, "Fleet", RememberedFleet),
+        mock.patch.object(supervisor.app, "build_summary", summary_and_pool),
+    ):
+        return cli.main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,396 @@
+"""Throughput through the real `run` path against a confluent-kafka reference loop and kcat.
+
+In-process: a `Config` with one unthrottled profile (interval_s 1e-6, batches of 1000) goes to
+`supervisor.app.serve()` inside `asyncio.Runner(loop_factory=uvloop.new_event_loop)`, exactly as
+the CLI runs it; a watcher task sets the stop Event once the fleet has produced N messages, and the
+run is timed from the profile's first batch until `serve()` returns (its flush included). The
+fleet is reached through a subclass of `Fleet` patched into `supervisor.app` that only remembers
+the instance: nothing is added to the per-message path.
+
+Series, on one broker per round, each on its own 3-partition topic, over the seed's message values
+(data/transactions.csv, pre-serialized by `load_dataset`):
+- ref:         `produce()` + `poll(0)` with a counting delivery callback, same producer config;
+- ref+headers: the same plus the `profile` header the run path adds to every message;
+- run keep:    the run path, `id: keep`, `timestamp: keep`;
+- run fresh/now: the run path, `id: fresh`, `timestamp: now` (a UUID and a clock read spliced in);
+- kcat:        `kcat -P -l FILE` of the same payloads, same properties: the C client's ceiling
+               (its figure includes process start and connection, a few ms).
+Rounds interleave the series; the figure of a series is the median over rounds, and each ratio is
+taken within a round (same broker, same minute) before the median.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import uvloop
+from confluent_kafka import KafkaError, Message, Producer
+
+import supervisor.app
+from benchmarks.harness import (
+    SEED_DATASET,
+    Context,
+    GroupResult,
+    Table,
+    Target,
+    cpu_seconds,
+    median,
+    seed_payloads,
+)
+from supervisor.config import PRODUCER_DEFAULTS, Config
+from supervisor.fleet import Fleet
+from tests.services import TansuBroker, start_tansu
+
+BATCH = 1000
+INTERVAL_S = 1e-6
+SERIES = ("ref", "ref+headers", "run keep", "run fresh/now", "kcat")
+
+
+def producer_config(bootstrap: str) -> dict[str, Any]:
+    """The sink's producer properties (supervisor.config.PRODUCER_DEFAULTS) for `bootstrap`."""
+    return {**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap}
+
+
+def _client_cpu_s() -> float:
+    """CPU seconds of this process (all threads) and of its reaped children (kcat)."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+# --------------------------------------------------------------------------------------------
+# Reference: produce() + poll(0), no event loop
+# --------------------------------------------------------------------------------------------
+
+
+def reference(
+    bootstrap: str, topic: str, payloads: list[bytes], *, headers: bool
+) -> dict[str, Any]:
+    producer = Producer(producer_config(bootstrap))
+    counts = {"delivered": 0, "failed": 0}
+    buffer_full = 0
+
+    def count(err: KafkaError | None, _msg: Message) -> None:
+        counts["failed" if err is not None else "delivered"] += 1
+
+    hdrs: list[tuple[str, str | bytes | None]] | None = [("profile", b"flood")] if headers else None
+    producer.produce(topic, b"{}")  # warm-up: connection and producer id, not timed
+    producer.flush(15)
+    cpu0 = _client_cpu_s()
+    start = time.perf_counter()
+    for value in payloads:
+        while True:
+            try:
+                producer.produce(topic, value, on_delivery=count, headers=hdrs)
+                break
+            except BufferError:
+                buffer_full += 1
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(120)
+    elapsed = time.perf_counter() - start
+    cpu_s = _client_cpu_s() - cpu0
+    producer.close()
+    return {
+        "messages": len(payloads),
+        "delivered": counts["delivered"],
+        "failed": counts["failed"] + left,
+        "elapsed_s": round(elapsed, 3),
+        "msg_per_s": counts["delivered"] / elapsed,
+        "buffer_full": buffer_full,
+        "client_cpu_s": cpu_s,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The real run path, in-process
+# --------------------------------------------------------------------------------------------
+
+
+def run_path(
+    bootstrap: str, topic: str, messages: int, *, id_mode: str, timestamp_mode: str
+) -> dict[str, Any]:
+    config = Config.model_validate(
+        {
+            "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
+            "dataset": {"uri": str(SEED_DATASET)},
+            "profiles": {
+                "flood": {
+                    "interval_s": INTERVAL_S,
+                    "min_records": BATCH,
+                    "max_records": BATCH,
+                    "seed": 1,
+                    "id": id_mode,
+                    "timestamp": timestamp_mode,
+                }
+            },
+            "shutdown_timeout_s": 120,
+            "source": "benchmarks.throughput",
+        }
+    )
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_drive(config, messages))
+
+
+async def _drive(config: Config, messages: int) -> dict[str, Any]:
+    fleets: list[Fleet] = []
+
+    class RememberedFleet(Fleet):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            fleets.append(self)
+
+    stop, force = asyncio.Event(), asyncio.Event()
+    cpu0: float | None = None
+    with mock.patch.object(supervisor.app, "Fleet", RememberedFleet):
+        serving = asyncio.ensure_future(supervisor.app.serve(config, stop=stop, force=force))
+        try:
+            while not serving.done():
+                stats = fleets[0].stats.get("flood") if fleets else None
+                if cpu0 is None and stats is not None and stats.first_batch_at is not None:
+                    cpu0 = _client_cpu_s()  # the run has started (within the watcher's 5 ms)
+                if stats is not None and stats.produced >= messages:
+                    stop.set()
+                    break
+                await asyncio.wait({serving}, timeout=0.005)  # the watcher's poll
+            code, summary = await serving
+        finally:
+            stop.set()
+            force.set()
+            if not serving.done():
+                serving.cancel()
+    ended = time.monotonic()
+    cpu_s = _client_cpu_s() - (cpu0 or 0.0)
+    stats = fleets[0].stats["flood"]
+    if summary is None or stats.first_batch_at is None:
+        raise RuntimeError(f"the run produced nothing (exit code {code})")
+    elapsed = ended - stats.first_batch_at
+    total = summary["total"]
+    return {
+        "messages": total["produced"],
+        "delivered": total["delivered"],
+        "failed": total["failed"] + total["undelivered"],
+        "elapsed_s": round(elapsed, 3),
+        "msg_per_s": total["delivered"] / elapsed,
+        "batches": total["batches"],
+        "exit_code": int(code),
+        "latency_ms": summary["profiles"]["flood"]["latency_ms"],
+        "client_cpu_s": cpu_s,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# kcat, the C client's ceiling
+# --------------------------------------------------------------------------------------------
+
+
+def find_kcat() -> tuple[str | None, str]:
+    """kcat's path, installing Debian's package when missing and running as root."""
+    found = shutil.which("kcat")
+    if found:
+        return found, ""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None, "kcat not installed (apt-get install kcat as root to add the C ceiling)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "kcat"]
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        subprocess.run(install, env=env, capture_output=True, check=False)
+    found = shutil.which("kcat")
+    return (found, "kcat installed with apt-get") if found else (None, "kcat install failed")
+
+
+def kcat_library_dir(work_dir: Path) -> Path:
+    """A directory holding `librdkafka.so.1` -> the wheel's librdkafka: Debian's own is too old
+    for Tansu (see REAL-SERVICES.md)."""
+    import confluent_kafka
+
+    libs = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
+    library = next(libs.glob("librdkafka*.so*"))
+    directory = work_dir / "kcat-lib"
+    directory.mkdir(exist_ok=True)
+    link = directory / "librdkafka.so.1"
+    if not link.exists():
+        link.symlink_to(library)
+    return directory
+
+
+def kcat(
+    binary: str, lib_dir: Path, bootstrap: str, topic: str, payload_file: Path, messages: int
+) -> dict[str, Any]:
+    argv = [binary, "-P", "-b", bootstrap, "-t", topic, "-l", str(payload_file)]
+    for key, value in producer_config(bootstrap).items():
+        if key != "bootstrap.servers":
+            argv += ["-X", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    env = {**os.environ, "LD_LIBRARY_PATH": str(lib_dir)}
+    cpu0 = _client_cpu_s()
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    elapsed = time.perf_counter() - start
+    cpu_s = _client_cpu_s() - cpu0
+    failed = done.stderr.count("Delivery failed") if done.returncode == 0 else messages
+    delivered = messages - failed
+    return {
+        "messages": messages,
+        "delivered": delivered,
+        "failed": failed,
+        "elapsed_s": round(elapsed, 3),
+        "msg_per_s": delivered / elapsed,
+        "exit_code": done.returncode,
+        "stderr_tail": done.stderr[-300:],
+        "client_cpu_s": cpu_s,
+    }
+
+
+def kcat_version(binary: str, lib_dir: Path) -> str:
+    env = {**os.environ, "LD_LIBRARY_PATH": str(lib_dir)}
+    out = subprocess.run([binary, "-V"], env=env, capture_output=True, text=True, check=False)
+    lines = [line.strip() for line in out.stdout.splitlines() if "version" in line.lower()]
+    return "; ".join(lines) or out.stdout.strip()[:100]
+
+
+# --------------------------------------------------------------------------------------------
+# Group
+# --------------------------------------------------------------------------------------------
+
+
+def _series(
+    series: str, bootstrap: str, topic: str, payloads: list[bytes], payload_file: Path
+) -> dict[str, Any]:
+    if series == "ref":
+        return reference(bootstrap, topic, payloads, headers=False)
+    if series == "ref+headers":
+        return reference(bootstrap, topic, payloads, headers=True)
+    if series == "run keep":
+        return run_path(bootstrap, topic, len(payloads), id_mode="keep", timestamp_mode="keep")
+    if series == "run fresh/now":
+        return run_path(bootstrap, topic, len(payloads), id_mode="fresh", timestamp_mode="now")
+    binary, _ = find_kcat()
+    assert binary is not None
+    return kcat(
+        binary, kcat_library_dir(payload_file.parent), bootstrap, topic, payload_file, len(payloads)
+    )
+
+
+def run(ctx: Context) -> GroupResult:
+    rounds, messages = (1, 100_000) if ctx.quick else (5, 400_000)
+    result = GroupResult(
+        "throughput",
+        method="in-process serve() under uvloop (run path) vs produce()+poll(0) and kcat; "
+        f"{rounds} round(s) of {messages:,} messages, one fresh Tansu per round",
+    )
+    values = seed_payloads()
+    rng = random.Random(5)
+    payloads = rng.choices(values, k=messages)
+    payload_file = ctx.path("payloads.txt")
+    payload_file.write_bytes(b"\n".join(payloads) + b"\n")
+    binary, note = find_kcat()
+    lib_dir = kcat_library_dir(ctx.work_dir) if binary else None
+    if note:
+        result.notes.append(note)
+    if binary and lib_dir:
+        result.data["kcat"] = {"path": binary, "version": kcat_version(binary, lib_dir)}
+    else:
+        result.notes.append("kcat series skipped")
+
+    per_round: list[dict[str, dict[str, Any]]] = []
+    for r in range(rounds):
+        broker: TansuBroker = start_tansu()
+        try:
+            got: dict[str, dict[str, Any]] = {}
+            order = SERIES[r % len(SERIES) :] + SERIES[: r % len(SERIES)]  # no series always last
+            for series in order:
+                if series == "kcat" and not (binary and lib_dir):
+                    continue
+                ctx.log(f"throughput round {r + 1}/{rounds}: {series}")
+                topic = ctx.new_topic(broker.bootstrap, series.replace(" ", "-").replace("/", "-"))
+                broker0 = cpu_seconds(broker.process.pid)
+                got[series] = _series(series, broker.bootstrap, topic, payloads, payload_file)
+                broker_s = cpu_seconds(broker.process.pid) - broker0
+                client_s = got[series]["client_cpu_s"]
+                got[series]["client_cpu_us_per_msg"] = 1e6 * client_s / got[series]["messages"]
+                got[series]["broker_cpu_us_per_msg"] = 1e6 * broker_s / got[series]["messages"]
+            per_round.append(got)
+        finally:
+            broker.stop()
+
+    result.data["rounds"] = per_round
+    result.data["messages_per_series"] = messages
+    result.data["payload_bytes_mean"] = round(sum(map(len, payloads)) / len(payloads), 1)
+    table = Table(
+        f"Throughput: {messages:,} messages per series, {rounds} round(s), "
+        f"median (min-max) delivered msg/s; ratio to ref within each round",
+        [
+            "series",
+            "delivered msg/s",
+            "min",
+            "max",
+            "ratio to ref",
+            "failed",
+            "client CPU us/msg",
+            "broker CPU us/msg",
+            "notes",
+        ],
+    )
+    summary: dict[str, dict[str, float]] = {}
+    for series in SERIES:
+        runs = [got[series] for got in per_round if series in got]
+        if not runs:
+            continue
+        rates = [x["msg_per_s"] for x in runs]
+        ratios = [
+            got[series]["msg_per_s"] / got["ref"]["msg_per_s"] for got in per_round if series in got
+        ]
+        failed = sum(x["failed"] for x in runs)
+        extra = ""
+        if series.startswith("run"):
+            p99 = median([x["latency_ms"]["p99"] or float("nan") for x in runs])
+            extra = f"latency p99 {p99:.0f} ms (queue depth)"
+        summary[series] = {"msg_per_s": median(rates), "ratio": median(ratios)}
+        table.add(
+            series,
+            median(rates),
+            min(rates),
+            max(rates),
+            median(ratios),
+            failed,
+            median([x["client_cpu_us_per_msg"] for x in runs]),
+            median([x["broker_cpu_us_per_msg"] for x in runs]),
+            extra,
+        )
+    table.notes.append(
+        f"payloads: {len(values):,} rows of data/transactions.csv, mean "
+        f"{result.data['payload_bytes_mean']:.0f} B; producer: "
+        + ", ".join(f"{k}={v}" for k, v in PRODUCER_DEFAULTS.items() if k != "client.id")
+    )
+    result.data["summary"] = summary
+    result.tables.append(table)
+
+    keep = summary.get("run keep", {}).get("ratio")
+    fresh = summary.get("run fresh/now", {}).get("ratio")
+    result.targets += [
+        Target(
+            "throughput, id/timestamp keep",
+            "ratio to ref >= 1.0",
+            f"{keep:.2f} ({summary['run keep']['msg_per_s']:,.0f} msg/s)" if keep else "-",
+            None if keep is None else keep >= 1.0,
+        ),
+        Target(
+            "throughput, id fresh / timestamp now",
+            "ratio to ref >= 0.6",
+            f"{fresh:.2f} ({summary['run fresh/now']['msg_per_s']:,.0f} msg/s)" if fresh else "-",
+            None if fresh is None else fresh >= 0.6,
+        ),
+    ]
+    return result
