@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
+# Compile bytecode at install: the first `make run` then starts in ~0.7 s, not ~3 s.
+export UV_COMPILE_BYTECODE := 1
 export UV_PYTHON := $(PYTHON)
 VENV := .venv
 BIN := $(VENV)/bin

@@ -29,6 +29,9 @@ from supervisor.sampling import Sampler
 from supervisor.sink import DeliveryCallback, Headers, MessageRejected, Sink
 from supervisor.stats import ProfileStats, RateWindow
 
+LATENCY_SAMPLES_PER_S = 1000
+"""Delivery latencies observed per second and profile, at most (see `KafkaSink.reporter`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
@@ -81,8 +84,8 @@ class Fleet:
         """Every profile that ran in this process, including ones a reload removed."""
         self.crashed: list[str] = []
         self._reporters: dict[str, DeliveryCallback] = {}
-        for name in config.profiles:  # in the summary even if the run stops before they start
-            self._stats_of(name)
+        for name, settings in config.profiles.items():  # in the summary even if never started
+            self._stats_of(name, settings)
         self._running: dict[str, _Running] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
@@ -144,16 +147,17 @@ class Fleet:
     def _topic_of(settings: ProfileSettings, config: Config) -> str:
         return settings.topic or config.kafka.topic
 
-    def _stats_of(self, name: str) -> ProfileStats:
+    def _stats_of(self, name: str, settings: ProfileSettings) -> ProfileStats:
         stats = self.stats.get(name)
         if stats is None:
             stats = self.stats[name] = ProfileStats(name)
-            self._reporters[name] = self.sink.reporter(stats)
+            every = max(1, round(settings.records_per_s / LATENCY_SAMPLES_PER_S))
+            self._reporters[name] = self.sink.reporter(stats, latency_every=every)
         return stats
 
     def _start(self, name: str, settings: ProfileSettings, config: Config) -> None:
         assert self._tg is not None
-        self._stats_of(name)
+        self._stats_of(name, settings)
         halt = asyncio.Event()
         topic = self._topic_of(settings, config)
         task = self._tg.create_task(

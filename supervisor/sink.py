@@ -73,8 +73,9 @@ class Sink(Protocol):
     async def wait_for_space(self, stop: asyncio.Event) -> None:
         """Return when the queue may take more messages, or when `stop` is set."""
 
-    def reporter(self, stats: ProfileStats) -> DeliveryCallback:
-        """A delivery callback that updates `stats` from delivery reports."""
+    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
+        """A delivery callback that updates `stats` from delivery reports, observing the latency
+        of one delivery in `latency_every`."""
 
 
 class _LibrdkafkaFilter(logging.Filter):
@@ -279,19 +280,26 @@ class KafkaSink:
         finally:
             self._waiting_for_space = False
 
-    def reporter(self, stats: ProfileStats) -> DeliveryCallback:
+    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
+        # Observing a latency costs about 0.3 µs a message, on the thread that competes with the
+        # producing one for the GIL: above 1,000 msg/s a sample is as informative (the fleet
+        # passes latency_every = rate / 1,000) and the throughput stays the producer's.
         log = self._log.bind(profile=stats.name)
         latency = stats.latency
         last_logged = 0.0
         suppressed = 0
+        countdown = 1
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            nonlocal last_logged, suppressed
+            nonlocal last_logged, suppressed, countdown
             if err is None:
                 stats.delivered += 1
-                seconds = msg.latency()
-                if seconds is not None:
-                    latency.observe(seconds)
+                countdown -= 1
+                if countdown == 0:
+                    countdown = latency_every
+                    seconds = msg.latency()
+                    if seconds is not None:
+                        latency.observe(seconds)
                 if self._outage_since is not None:
                     self._recovered()
                 return

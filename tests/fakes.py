@@ -69,7 +69,7 @@ class FakeSink:
         for w in waiters:
             w.cancel()
 
-    def reporter(self, stats: ProfileStats) -> DeliveryCallback:
+    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
         def on_delivery(err: object, msg: object) -> None:
             if err is None:
                 stats.delivered += 1
