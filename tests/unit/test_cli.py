@@ -105,3 +105,16 @@ def test_generate_dataset_to_an_unwritable_path_is_bad_input(
     assert code == ExitCode.BAD_INPUT
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert str(out) in json.loads(line)["error"]
+
+
+def test_rate_prints_each_profile_and_the_fleet_by_the_seed_formula(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = Path(__file__).parents[2] / "config.yaml"
+    assert main(["rate", "--config", str(config)]) == ExitCode.OK
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["high"][4] == "75.00"  # (10 + 20) / 2 / 0.2
+    assert rows["normal"][4] == "11.00"  # (1 + 10) / 2 / 0.5
+    assert rows["low"][4] == "1.50"  # (1 + 5) / 2 / 2.0
+    assert "87.50" in rows["fleet"]
