@@ -12,7 +12,6 @@ running while one backs off.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections import deque
@@ -23,10 +22,16 @@ import structlog
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import Dataset
 from supervisor.events import EventBuilder
-from supervisor.logs import get_logger
+from supervisor.logs import RateLimitedLog, get_logger
 from supervisor.pacing import Clock, Pacer, sleep_or_stop
 from supervisor.sampling import Sampler
-from supervisor.sink import DeliveryCallback, Headers, MessageRejected, Sink
+from supervisor.sink import (
+    FAILURE_LOG_EVERY_S,
+    DeliveryCallback,
+    Headers,
+    MessageRejected,
+    Sink,
+)
 from supervisor.stats import ProfileStats, RateWindow
 
 LATENCY_SAMPLES_PER_S = 1000
@@ -221,7 +226,7 @@ class Fleet:
         headers: Headers = [("profile", name.encode()), ("instance", self.instance.encode())]
         on_delivery = self._reporters[name]
         pacer = Pacer(settings.interval_s, clock=clock)
-        rejections = _RateLimitedLog(self._log, "message_rejected", topic=topic)
+        rejected = RateLimitedLog(self._log, "message_rejected", every_s=FAILURE_LOG_EVERY_S)
         stats.stopped_at = None
         self._log.info(
             "profile_started",
@@ -272,7 +277,7 @@ class Fleet:
                         except MessageRejected as exc:
                             stats.produced -= 1
                             stats.rejected += 1
-                            rejections.note(str(exc))
+                            rejected(topic=topic, reason=str(exc))
                         else:
                             stats.bytes += len(value)
                         break
@@ -313,33 +318,6 @@ class Fleet:
                     latency_p50_ms=_ms(s.latency.quantile(0.5)),
                     latency_p99_ms=_ms(s.latency.quantile(0.99)),
                 )
-
-
-class _RateLimitedLog:
-    """Logs an error event at most once every `every_s`, with how many were not logged."""
-
-    __slots__ = ("_every_s", "_fields", "_last", "_log", "_name", "_suppressed")
-
-    def __init__(
-        self,
-        log: structlog.typing.FilteringBoundLogger,
-        name: str,
-        every_s: float = 5.0,
-        **fields: object,
-    ) -> None:
-        self._log, self._name, self._every_s, self._fields = log, name, every_s, fields
-        self._last = -math.inf
-        self._suppressed = 0
-
-    def note(self, reason: str) -> None:
-        now = time.monotonic()
-        if now - self._last < self._every_s:
-            self._suppressed += 1
-            return
-        self._log.error(
-            self._name, reason=reason, also_since_last_line=self._suppressed, **self._fields
-        )
-        self._last, self._suppressed = now, 0
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -11,7 +11,9 @@ property) and are rendered by the same processors.
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
 from collections.abc import Mapping
 from typing import Literal, TextIO
 
@@ -98,3 +100,32 @@ def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
     """A bound logger; `initial` key/values appear on every line it writes."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(**initial)
     return logger
+
+
+class RateLimitedLog:
+    """An event that may recur many times a second (a failing delivery, a broker refusing every
+    reconnect): logged at most once every `every_s`, each line counting the occurrences skipped
+    since the previous one (`suppressed_since_last_line`). Each instance is used from one thread."""
+
+    __slots__ = ("_event", "_every_s", "_last", "_level", "_log", "_suppressed")
+
+    def __init__(
+        self,
+        log: structlog.typing.FilteringBoundLogger,
+        event: str,
+        *,
+        every_s: float,
+        level: Literal["warning", "error"] = "error",
+    ) -> None:
+        self._log, self._event, self._every_s, self._level = log, event, every_s, level
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def __call__(self, **fields: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every_s:
+            self._suppressed += 1
+            return
+        emit = self._log.error if self._level == "error" else self._log.warning
+        emit(self._event, **fields, suppressed_since_last_line=self._suppressed)
+        self._last, self._suppressed = now, 0

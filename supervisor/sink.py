@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from supervisor.config import REDACTED, is_secret_key
 from supervisor.errors import ConfigError, KafkaUnavailableError
-from supervisor.logs import LIBRDKAFKA_LOGGER, get_logger
+from supervisor.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
 from supervisor.pacing import sleep_or_stop
 from supervisor.stats import ProfileStats
 
@@ -44,7 +43,8 @@ Headers = list[tuple[str, str | bytes | None]]
 
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 _POLL_S = 0.1
-_FAILURE_LOG_EVERY_S = 5.0
+FAILURE_LOG_EVERY_S = 5.0
+"""At most one line per profile this often for failed or rejected messages."""
 _SPACE_RECHECK_S = 0.05
 _ERROR_LOG_EVERY_S = 30.0
 _PROBE_KEY = "streaming.producer.probe"
@@ -128,7 +128,7 @@ class KafkaSink:
             raise ConfigError(_config_problem(producer_config, exc)) from None
         self._connected = False
         self._last_error: str | None = None
-        self._error_log: dict[int, tuple[float, int]] = {}
+        self._error_logs: dict[int, RateLimitedLog] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space = asyncio.Event()
@@ -284,14 +284,14 @@ class KafkaSink:
         # Observing a latency costs about 0.3 µs a message, on the thread that competes with the
         # producing one for the GIL: above 1,000 msg/s a sample is as informative (the fleet
         # passes latency_every = rate / 1,000) and the throughput stays the producer's.
-        log = self._log.bind(profile=stats.name)
+        failed = RateLimitedLog(
+            self._log.bind(profile=stats.name), "delivery_failed", every_s=FAILURE_LOG_EVERY_S
+        )
         latency = stats.latency
-        last_logged = 0.0
-        suppressed = 0
         countdown = 1
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            nonlocal last_logged, suppressed, countdown
+            nonlocal countdown
             if err is None:
                 stats.delivered += 1
                 countdown -= 1
@@ -307,24 +307,9 @@ class KafkaSink:
                 stats.undelivered += 1
                 return
             stats.failed += 1
-            now = time.monotonic()
-            if now - last_logged >= _FAILURE_LOG_EVERY_S:
-                log.error(
-                    "delivery_failed",
-                    topic=msg.topic(),
-                    reason=err.str(),
-                    code=err.name(),
-                    also_failed_since_last_line=suppressed,
-                )
-                last_logged, suppressed = now, 0
-            else:
-                suppressed += 1
+            failed(topic=msg.topic(), reason=err.str(), code=err.name())
 
         return on_delivery
-
-    def queued(self) -> int:
-        """Messages (and pending events) inside librdkafka."""
-        return len(self._producer)
 
     # -- delivery thread ------------------------------------------------------------------------
 
@@ -375,21 +360,14 @@ class KafkaSink:
             return
         if code in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
             self._last_error = err.str()
-        # The same error recurs on every reconnect attempt: log it once, then at most every
-        # _ERROR_LOG_EVERY_S with how often it recurred meanwhile.
-        now = time.monotonic()
-        last, repeated = self._error_log.get(code, (-math.inf, 0))
-        if now - last < _ERROR_LOG_EVERY_S:
-            self._error_log[code] = (last, repeated + 1)
-            return
-        self._error_log[code] = (now, 0)
-        self._log.warning(
-            "kafka_error",
-            code=err.name(),
-            reason=err.str(),
-            fatal=err.fatal(),
-            repeated_since_last_line=repeated,
-        )
+        # The same error recurs on every reconnect attempt: one line per error code every
+        # _ERROR_LOG_EVERY_S, with how often it recurred meanwhile.
+        log = self._error_logs.get(code)
+        if log is None:
+            log = self._error_logs[code] = RateLimitedLog(
+                self._log, "kafka_error", every_s=_ERROR_LOG_EVERY_S, level="warning"
+            )
+        log(code=err.name(), reason=err.str(), fatal=err.fatal())
 
     def _recovered(self) -> None:
         since = self._outage_since
