@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every profile of the config until SIGTERM/SIGINT",
         description="Run every profile of the config until SIGTERM or SIGINT. The first signal"
         " stops scheduling and flushes what is in flight (up to shutdown_timeout_s); a second"
-        " one stops flushing at once and reports what was left undelivered.",
+        " one stops flushing at once and reports what was left undelivered. SIGHUP re-reads the"
+        " config file and applies it live (so does any change to it with `reload: watch`).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,24 +131,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def load_config(path: Path | None) -> Config:
-    """The config file given, else ./config.yaml, else the seed's environment variables."""
-    if path is not None:
-        return Config.from_yaml(path)
-    if DEFAULT_CONFIG.exists():
-        return Config.from_yaml(DEFAULT_CONFIG)
-    return Config.from_env()
-
-
-def _config_path(path: Path | None) -> Path | None:
-    """The config file `load_config` reads, if any (seed mode has none)."""
+def config_file(path: Path | None) -> Path | None:
+    """The config file to read: the one given, else ./config.yaml if it exists, else none
+    (seed mode: the environment defines one profile)."""
     if path is not None:
         return path
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
+def load_config(path: Path | None) -> Config:
+    """The config from `config_file(path)`, or from the seed's environment variables."""
+    found = config_file(path)
+    return Config.from_env() if found is None else Config.from_yaml(found)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    args.config = _config_path(args.config)
+    args.config = config_file(args.config)  # kept: SIGHUP re-reads it
     config = load_config(args.config)
     logs.configure(
         fmt=args.log_format,
@@ -224,7 +223,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from supervisor.checks import config_check_failed, run_checks
 
     try:
-        config = load_config(_config_path(args.config))
+        config = load_config(args.config)
     except ConfigError as exc:
         return config_check_failed(exc, out=sys.stdout)
     return run_checks(config, out=sys.stdout, timeout_s=args.timeout)
@@ -233,7 +232,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_rate(args: argparse.Namespace) -> int:
     from supervisor.rates import rate_table
 
-    sys.stdout.write(rate_table(load_config(_config_path(args.config))))
+    sys.stdout.write(rate_table(load_config(args.config)))
     return ExitCode.OK
 
 
