@@ -26,6 +26,14 @@ from supervisor.logs import get_logger
 
 WATCH_EVERY_S = 1.0
 
+_RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
+    # The producer's connection, the bound metrics endpoint, and the instance id already in
+    # every log line, header and metric are set up once, at start.
+    ("kafka.bootstrap_servers or kafka.config", lambda c: c.kafka.producer_config()),
+    ("metrics", lambda c: c.metrics),
+    ("instance_id", lambda c: c.instance),
+)
+
 
 def _digest(path: Path) -> bytes | None:
     try:
@@ -85,15 +93,13 @@ class Reloader:
             self._refuse(reason, str(exc))
             return None
         old = self.current
-        if new.kafka.producer_config() != old.kafka.producer_config():
+        changed = [name for name, read in _RESTART_ONLY if read(new) != read(old)]
+        if changed:
             self._refuse(
                 reason,
-                "kafka.bootstrap_servers or kafka.config changed: restart the process to apply"
-                " connection settings (kafka.topic and everything else reload live)",
+                f"{', '.join(changed)} changed: restart the process to apply"
+                " (kafka.topic, profiles, the dataset and the rest reload live)",
             )
-            return None
-        if new.metrics != old.metrics:
-            self._refuse(reason, "metrics changed: restart the process to move the endpoint")
             return None
         dataset: Dataset | None = None
         if new.dataset != old.dataset:

@@ -173,3 +173,20 @@ def test_a_dataset_that_fails_to_load_is_refused_and_the_fleet_keeps_going(
     )
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0, proc.log()
+
+
+def test_instance_id_changes_are_refused_live(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+    cfg.write_text(config_text(kafka_bootstrap, topic, one))
+    proc = CliProcess(["run", "--config", str(cfg)])
+    procs.append(proc)
+    proc.wait_for(lambda e: e.get("event") == "profile_started")
+    replace(cfg, "instance_id: renamed\n" + config_text(kafka_bootstrap, topic, one))
+    proc.signal(signal.SIGHUP)
+    refused = proc.wait_for(is_event("config_reload_refused"))
+    assert refused["error"].startswith("instance_id changed")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.log()
