@@ -11,17 +11,21 @@ Secrets (the S3 keys and secret-like `kafka.config` properties) never appear in 
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import importlib.resources
+import itertools
 import math
 import os
 import re
 import reprlib
 import socket
+import types
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal, TypeAlias, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, TypeAlias, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -36,6 +40,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from supervisor.dataset import S3Location
@@ -47,8 +52,25 @@ KafkaValue: TypeAlias = str | int | float | bool
 IdMode = Literal["keep", "fresh"]
 """`keep` sends the dataset's transaction id; `fresh` a new UUID4 per message."""
 
-TimestampMode = Literal["keep", "now"]
-"""`keep` sends the dataset's timestamp; `now` the time the message is produced."""
+TimestampMode = Literal["keep", "now", "shift"]
+"""`keep` sends the dataset's timestamp; `now` the time the message is produced; `shift` the
+dataset's timestamp moved by one offset, so that the dataset's earliest moment is the run's start
+and every gap between records is kept."""
+
+KafkaTimestampMode = Literal["produce", "event"]
+"""`produce`: Kafka's message timestamp is the time it was produced (librdkafka's default);
+`event`: it is the event time written in the message value."""
+
+ScenarioKind = Literal["card-testing", "amount-outlier", "velocity", "merchant-compromise"]
+"""The labelled fraud scenarios a profile can inject."""
+
+DIURNAL_CURVE: Final = (
+    0.361, 0.227, 0.155, 0.124, 0.124, 0.185, 0.361, 0.67, 0.979, 1.185, 1.34, 1.494,
+    1.7, 1.597, 1.391, 1.34, 1.391, 1.546, 1.752, 1.803, 1.597, 1.237, 0.876, 0.565,
+)  # fmt: skip
+"""Default `diurnal` factors at each hour of the day (00:00, 01:00, ...): a retail card-payment
+day, quiet at night, peaking at lunch and in the early evening. They average 1.0, so a profile's
+own rate is its daily mean."""
 
 MessageKey = Literal[
     "id", "description", "amount", "timestamp", "merchant", "operation_type", "side"
@@ -278,6 +300,268 @@ class KafkaSettings(BaseModel):
         return _redact(self.producer_config())
 
 
+# --- rate schedules, event time, fraud scenarios ----------------------------------------------
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+    return name
+
+
+def _clock_time(value: object) -> object:
+    """Accept `HH:MM` or `HH:MM:SS` (24:00 for the end of the day); refuse anything else."""
+    if isinstance(value, dt.time):
+        return value.hour * 3600 + value.minute * 60 + value.second
+    if not isinstance(value, str) or not _CLOCK_RE.fullmatch(value.strip()):
+        raise ValueError(f"must be a time of day as 'HH:MM' or 'HH:MM:SS' (got {_show(value)})")
+    parts = [int(p) for p in value.strip().split(":")]
+    hours, minutes, seconds = (*parts, 0) if len(parts) == 2 else parts
+    total = hours * 3600 + minutes * 60 + seconds
+    if minutes > 59 or seconds > 59 or total > 86400:
+        raise ValueError(f"{value!r} is not a time of day (00:00 to 24:00)")
+    return total
+
+
+_CLOCK_RE: Final = re.compile(r"\d{1,2}:\d{2}(:\d{2})?")
+_Factor: TypeAlias = Annotated[float, BeforeValidator(_plain_number), Field(ge=0)]
+"""A multiple of the profile's own rate: 0 pauses it, 1 is its configured rate."""
+_Fraction: TypeAlias = Annotated[float, BeforeValidator(_plain_number), Field(ge=0, le=1)]
+_Delay: TypeAlias = Annotated[float, BeforeValidator(_plain_number), Field(ge=0)]
+_TimeZone: TypeAlias = Annotated[str, AfterValidator(_check_timezone)]
+_ClockTime: TypeAlias = Annotated[int, BeforeValidator(_clock_time)]
+"""Seconds since midnight, written `HH:MM[:SS]`."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class RampSchedule(_Settings):
+    """From `from` times the profile's rate to `to` times it, linearly over `duration_s`; `to`
+    from then on."""
+
+    kind: Literal["ramp"]
+    start: _Factor = Field(alias="from")
+    end: _Factor = Field(alias="to")
+    duration_s: _Seconds
+
+    @model_validator(mode="after")
+    def _check_not_silent(self) -> RampSchedule:
+        if self.start == 0 and self.end == 0:
+            raise ValueError("'from' and 'to' are both 0: the profile would never send")
+        return self
+
+
+class BurstSchedule(_Settings):
+    """The profile's rate times `factor` for `duration_s` every `every_s`; its own rate in between.
+    The first burst starts at `offset_s` (default: after one `every_s` at the normal rate)."""
+
+    kind: Literal["burst"]
+    every_s: _Seconds
+    duration_s: _Seconds
+    factor: _Factor
+    offset_s: _Delay | None = None
+
+    @model_validator(mode="after")
+    def _check_fits(self) -> BurstSchedule:
+        if self.duration_s >= self.every_s:
+            raise ValueError(
+                f"duration_s ({self.duration_s:g}) must be shorter than every_s ({self.every_s:g})"
+            )
+        return self
+
+    @property
+    def first_burst_s(self) -> float:
+        return self.every_s if self.offset_s is None else self.offset_s
+
+
+class DiurnalSchedule(_Settings):
+    """A day's curve of factors, one per hour, linear in between; `day_length_s` compresses the
+    day (60 plays a whole day in a minute). `start_hour` is where in the day the run starts:
+    null follows the wall clock in `timezone` (for a real-length day)."""
+
+    kind: Literal["diurnal"]
+    day_length_s: _Seconds = 86400.0
+    curve: Annotated[tuple[_Factor, ...], Field(min_length=24, max_length=24)] = DIURNAL_CURVE
+    start_hour: Annotated[float, BeforeValidator(_plain_number), Field(ge=0, lt=24)] | None = None
+    timezone: _TimeZone = "UTC"
+
+    @model_validator(mode="after")
+    def _check_not_silent(self) -> DiurnalSchedule:
+        if not any(self.curve):
+            raise ValueError("every factor of 'curve' is 0: the profile would never send")
+        return self
+
+
+class TimeWindow(_Settings):
+    """A time-of-day range with its own factor; `to` before `from` wraps past midnight."""
+
+    start: _ClockTime = Field(alias="from")
+    end: _ClockTime = Field(alias="to")
+    factor: _Factor
+
+    @model_validator(mode="after")
+    def _check_range(self) -> TimeWindow:
+        if self.start == self.end:
+            raise ValueError("'from' and 'to' are the same time: the window is empty")
+        return self
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The window as [start, end) second ranges within one day (two when it wraps)."""
+        if self.start < self.end:
+            return [(self.start, self.end)]
+        return [(self.start, 86400), (0, self.end)]
+
+
+class WindowsSchedule(_Settings):
+    """Wall-clock windows (in `timezone`) with their own factors, e.g. business hours; `default`
+    outside every window."""
+
+    kind: Literal["windows"]
+    windows: Annotated[tuple[TimeWindow, ...], Field(min_length=1)]
+    default: _Factor = 1.0
+    timezone: _TimeZone = "UTC"
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> WindowsSchedule:
+        spans = sorted(
+            (start, end, i) for i, w in enumerate(self.windows) for start, end in w.spans()
+        )
+        for (_, end, a), (start, _, b) in itertools.pairwise(spans):
+            if start < end:
+                first, second = sorted((a, b))
+                raise ValueError(f"windows[{first}] and windows[{second}] overlap")
+        if self.default == 0 and not any(w.factor for w in self.windows):
+            raise ValueError("every factor is 0: the profile would never send")
+        return self
+
+
+Schedule: TypeAlias = Annotated[
+    RampSchedule | BurstSchedule | DiurnalSchedule | WindowsSchedule, Field(discriminator="kind")
+]
+"""How a profile's rate changes over time, as a factor of its own rate."""
+
+
+class LateEvents(_Settings):
+    """A `fraction` of events carry an event time up to `max_delay_s` older than it would be."""
+
+    fraction: _Fraction
+    max_delay_s: _Seconds
+
+
+class OutOfOrder(_Settings):
+    """A `fraction` of events is held back up to `max_delay_s` and sent after later ones."""
+
+    fraction: _Fraction
+    max_delay_s: _Seconds
+
+
+class Duplicates(_Settings):
+    """A `fraction` of events is sent twice, byte for byte (an at-least-once upstream); the copy
+    follows the original after up to `max_delay_s` (0: right after it)."""
+
+    fraction: _Fraction
+    max_delay_s: _Delay = 0.0
+
+
+class _Scenario(_Settings):
+    every_s: _Seconds | None = None
+    """Mean seconds between occurrences (a Poisson process on the profile's clock)."""
+    probability: _Fraction | None = None
+    """Chance that an occurrence starts at each batch."""
+
+    @model_validator(mode="after")
+    def _check_occurrence(self) -> _Scenario:
+        if (self.every_s is None) == (self.probability is None):
+            raise ValueError(
+                "set exactly one of 'every_s' (mean seconds between occurrences)"
+                " or 'probability' (chance per batch)"
+            )
+        return self
+
+
+def _check_range(low: float, high: float, names: tuple[str, str]) -> None:
+    if low > high:
+        raise ValueError(f"{names[0]} ({low:g}) is greater than {names[1]} ({high:g})")
+
+
+class CardTesting(_Scenario):
+    """Many small debits at one merchant within seconds: a fraudster checking stolen cards."""
+
+    kind: Literal["card-testing"]
+    min_attempts: _Count = Field(default=10, ge=1)
+    max_attempts: _Count = Field(default=40, ge=1)
+    min_amount: Annotated[float, BeforeValidator(_plain_number), Field(gt=0)] = 0.5
+    max_amount: Annotated[float, BeforeValidator(_plain_number), Field(gt=0)] = 2.0
+    window_s: _Seconds = 30.0
+    merchant: str | None = None
+    """The merchant attacked; null picks one from a sampled debit at each occurrence."""
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> CardTesting:
+        _check_range(self.min_attempts, self.max_attempts, ("min_attempts", "max_attempts"))
+        _check_range(self.min_amount, self.max_amount, ("min_amount", "max_amount"))
+        return self
+
+
+class AmountOutlier(_Scenario):
+    """One debit whose amount is `min_factor`..`max_factor` times its merchant's 99th-percentile
+    amount in the dataset."""
+
+    kind: Literal["amount-outlier"]
+    min_factor: Annotated[float, BeforeValidator(_plain_number), Field(ge=1)] = 5.0
+    max_factor: Annotated[float, BeforeValidator(_plain_number), Field(ge=1)] = 20.0
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> AmountOutlier:
+        _check_range(self.min_factor, self.max_factor, ("min_factor", "max_factor"))
+        return self
+
+
+class Velocity(_Scenario):
+    """A burst of `min_count`..`max_count` debits within `window_s`."""
+
+    kind: Literal["velocity"]
+    min_count: _Count = Field(default=5, ge=1)
+    max_count: _Count = Field(default=20, ge=1)
+    window_s: _Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Velocity:
+        _check_range(self.min_count, self.max_count, ("min_count", "max_count"))
+        return self
+
+
+class MerchantCompromise(_Scenario):
+    """For `duration_s`, a `share` of the profile's events become debits at one merchant."""
+
+    kind: Literal["merchant-compromise"]
+    duration_s: _Seconds = 300.0
+    share: Annotated[float, BeforeValidator(_plain_number), Field(gt=0, le=1)] = 0.3
+    merchant: str | None = None
+    """The compromised merchant; null picks one from a sampled debit at each occurrence."""
+
+
+Scenario: TypeAlias = Annotated[
+    CardTesting | AmountOutlier | Velocity | MerchantCompromise, Field(discriminator="kind")
+]
+"""A labelled fraud scenario injected into a profile's stream."""
+
+
+class Labels(_Settings):
+    """Ground truth on a side topic: `{id, label, scenario, scenario_id}` per fraud event,
+    `delay_s` (+ up to `jitter_s`) after the event, as chargebacks arrive late."""
+
+    topic: _Topic
+    delay_s: _Delay = 60.0
+    jitter_s: _Delay = 0.0
+
+
 class ProfileSettings(BaseModel):
     """One named volume profile: every `interval_s`, send `min_records`..`max_records` records."""
 
@@ -297,6 +581,13 @@ class ProfileSettings(BaseModel):
     """Transaction field used as the message key; None sends unkeyed messages."""
     id: IdMode = "keep"
     timestamp: TimestampMode = "keep"
+    kafka_timestamp: KafkaTimestampMode = "produce"
+    schedule: Schedule | None = None
+    late: LateEvents | None = None
+    out_of_order: OutOfOrder | None = None
+    duplicates: Duplicates | None = None
+    scenario: Scenario | None = None
+    labels: Labels | None = None
 
     @model_validator(mode="after")
     def _check_batch_range(self) -> ProfileSettings:
@@ -304,7 +595,23 @@ class ProfileSettings(BaseModel):
             raise ValueError(
                 f"min_records ({self.min_records}) is greater than max_records ({self.max_records})"
             )
+        if self.labels is not None and self.scenario is None:
+            raise ValueError("'labels' needs a 'scenario': only scenario events are labelled")
         return self
+
+    @property
+    def shapes_events(self) -> bool:
+        """Whether anything beyond sampling and the id/timestamp rewrite is configured."""
+        return any(
+            (
+                self.timestamp == "shift",
+                self.kafka_timestamp == "event",
+                self.late,
+                self.out_of_order,
+                self.duplicates,
+                self.scenario,
+            )
+        )
 
     @property
     def records_per_s(self) -> float:
@@ -456,6 +763,33 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _without_sexagesimal(loader: type[yaml.SafeLoader]) -> None:
+    """Read `09:30` as the string it looks like: YAML 1.1 (PyYAML) makes it the base-60 number
+    570, a trap for the times of day in `windows` schedules; YAML 1.2 dropped the rule."""
+    resolvers = {
+        first: [(tag, regexp) for tag, regexp in entries if tag not in _NUMBER_TAGS]
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    loader.yaml_implicit_resolvers = resolvers
+    for tag, pattern in _NUMBER_PATTERNS.items():
+        loader.add_implicit_resolver(tag, re.compile(pattern, re.X), list("-+0123456789."))
+
+
+_NUMBER_TAGS: Final = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+# PyYAML's own patterns for these tags, minus the sexagesimal alternatives.
+_NUMBER_PATTERNS: Final = {
+    "tag:yaml.org,2002:int": r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+    "tag:yaml.org,2002:float": r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+        |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+}
+_without_sexagesimal(_Loader)
 
 
 def _read_mapping(path: Path, label: str, *, config_file: bool = False) -> dict[Any, Any]:
@@ -700,14 +1034,21 @@ def _explain(error: ErrorDetails) -> str:
 
 def _describe(error: ErrorDetails, notes: Mapping[Loc, str]) -> str:
     """One error as `key.path (origin): problem (got value)`, never showing a secret."""
-    loc: Loc = error["loc"]
+    loc, _ = _resolve(error["loc"])
     kind = error["type"]
+    if kind == "union_tag_invalid":
+        expected = [t.strip("'") for t in str(error["ctx"]["expected_tags"]).split(", ")]
+        message = _unknown_key(error["ctx"]["tag"], expected).replace("unknown key", "unknown kind")
+        return _at((*loc, "kind"), message)
+    if kind == "union_tag_not_found":
+        kinds = ", ".join(_tagged_members(_unwrap(_annotation_at(loc))))
+        return _at(loc, f"missing required key 'kind' (one of: {kinds})")
     if kind == "string_type" and len(loc) > 1 and loc[-1] == "[key]":  # a non-string key
         return _at(loc[:-2], f"key {_show(loc[-2])} must be a string — quote it")
     if kind == "invalid_key":
         return _at(loc[:-1], f"key {_show(loc[-1])} must be a string — quote it")
     if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
+        model = _resolve(error["loc"][:-1])[1]
         expected = _file_keys(model) if model else []
         return _at(loc, _unknown_key(loc[-1], expected))
     if kind == "missing":
@@ -740,24 +1081,89 @@ def _unknown_key(key: object, expected: list[str]) -> str:
 
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model class that validates the mapping at `loc`, if any."""
+    """The model class that validates the mapping at `loc` (a document path), if any."""
+    return _resolve(loc)[1]
+
+
+def _resolve(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+    """Walk a pydantic error location through the config models: return it as a path in the
+    document (without the tags pydantic inserts for a tagged union such as `schedule`'s kind)
+    and the model validating the mapping it ends at, if any."""
     current: object = Config
+    path: list[object] = []
     for part in loc:
+        current = _unwrap(current)
+        members = _tagged_members(current)
+        if members:
+            current = members.get(part) if isinstance(part, str) else None
+            if current is not None:
+                continue  # a tag: not in the document
+        path.append(part)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part) if isinstance(part, str) else None
-            if field is None:
-                return None
-            current = field.annotation
+            field = _field_named(current, part)
+            current = None if field is None else field.annotation
         elif get_origin(current) is dict:
             current = get_args(current)[1]
+        elif get_origin(current) is tuple:
+            current = get_args(current)[0]
         else:
-            return None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+            current = None
+    current = _unwrap(current)
+    model = current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    return tuple(path), model
+
+
+def _annotation_at(loc: Loc) -> object:
+    """The annotation of the field at document path `loc` (None when there is none)."""
+    parent = _model_at(loc[:-1]) if loc else None
+    field = None if parent is None else _field_named(parent, loc[-1])
+    return None if field is None else field.annotation
+
+
+def _unwrap(annotation: object) -> object:
+    """`X` from `Annotated[X, ...]` and from `X | None`."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        args = get_args(annotation)
+        if get_origin(annotation) in (Union, types.UnionType) and type(None) in args:
+            rest = tuple(a for a in args if a is not type(None))
+            annotation = rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007
+            continue
+        return annotation
+
+
+def _tagged_members(annotation: object) -> dict[str, type[BaseModel]]:
+    """The models of a union discriminated by `kind`, by tag (empty for anything else)."""
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return {}
+    members: dict[str, type[BaseModel]] = {}
+    for member in get_args(annotation):
+        if (
+            isinstance(member, type)
+            and issubclass(member, BaseModel)
+            and "kind" in member.model_fields
+        ):
+            for tag in get_args(member.model_fields["kind"].annotation):
+                members[tag] = member
+    return members
+
+
+def _field_named(model: type[BaseModel], key: object) -> FieldInfo | None:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field
+    return None
 
 
 def _file_keys(model: type[BaseModel]) -> list[str]:
     """The keys a config file may write in a mapping validated by `model`."""
-    keys = [name for name in model.model_fields if not (model is Config and name == "source")]
+    keys = [
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if not (model is Config and name == "source")
+    ]
     if model is ProfileSettings:
         keys.append("preset")
     return keys

@@ -16,7 +16,7 @@ import re
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import chain, compress
 from pathlib import Path
@@ -129,6 +129,7 @@ class Dataset:
     invalid_count: int
     invalid_samples: tuple[InvalidRow, ...]
     _key_columns: dict[str, tuple[bytes, ...]] = field(default_factory=dict, init=False, repr=False)
+    _epochs: list[array[float]] = field(default_factory=list, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -139,8 +140,38 @@ class Dataset:
             raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
         column = self._key_columns.get(field)
         if column is None:
-            column = self._key_columns[field] = _column(self.values, field)
+            column = self._key_columns[field] = self.column(field)
         return column
+
+    def column(self, field: str) -> tuple[bytes, ...]:
+        """The UTF-8 text of `field` for every row, computed afresh (not kept)."""
+        if field not in FIELDS:
+            raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
+        return _column(self.values, field)
+
+    def epochs(self) -> array[float]:
+        """Each row's timestamp in Unix seconds (a timestamp without an offset is read as UTC);
+        computed once, on first use."""
+        cached = self._epochs
+        if not cached:
+            spans = self.ts_spans
+            cached.append(
+                array(
+                    "d",
+                    (
+                        _epoch(v[spans[2 * i] : spans[2 * i + 1]])
+                        for i, v in enumerate(self.values)
+                    ),
+                )
+            )
+        return cached[0]
+
+
+def _epoch(text: bytes) -> float:
+    moment = datetime.fromisoformat(text.decode())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:

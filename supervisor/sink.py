@@ -67,8 +67,10 @@ class Sink(Protocol):
         key: bytes | None,
         headers: Headers,
         on_delivery: DeliveryCallback,
+        timestamp_ms: int = 0,
     ) -> None:
-        """Enqueue one message; raise BufferError when the queue is full."""
+        """Enqueue one message; raise BufferError when the queue is full. `timestamp_ms` is its
+        Kafka timestamp in Unix milliseconds; 0 lets the producer stamp it when produced."""
 
     async def wait_for_space(self, stop: asyncio.Event) -> None:
         """Return when the queue may take more messages, or when `stop` is set."""
@@ -254,9 +256,17 @@ class KafkaSink:
         key: bytes | None,
         headers: Headers,
         on_delivery: DeliveryCallback,
+        timestamp_ms: int = 0,
     ) -> None:
         try:
-            self._producer.produce(topic, value, key, on_delivery=on_delivery, headers=headers)
+            self._producer.produce(
+                topic,
+                value,
+                key,
+                on_delivery=on_delivery,
+                headers=headers,
+                timestamp=timestamp_ms,
+            )
         except KafkaException as exc:
             raise MessageRejected(_kafka_reason(exc)) from None
 

@@ -17,6 +17,7 @@ class Sent:
     key: bytes | None
     headers: Headers
     on_delivery: DeliveryCallback
+    timestamp_ms: int = 0
 
 
 class FakeMessage:
@@ -51,12 +52,13 @@ class FakeSink:
         key: bytes | None,
         headers: Headers,
         on_delivery: DeliveryCallback,
+        timestamp_ms: int = 0,
     ) -> None:
         if len(self.queue) >= self.capacity:
             self.buffer_errors += 1
             self.full.set()
             raise BufferError("Local: Queue full")
-        item = Sent(topic, value, key, headers, on_delivery)
+        item = Sent(topic, value, key, headers, on_delivery, timestamp_ms)
         self.queue.append(item)
         self.sent.append(item)
         if self.on_produce is not None:

@@ -445,7 +445,7 @@ def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) ->
         (
             "profiles:\n  high: {intervl_s: 1, min_records: 1, max_records: 2}\n",
             "profiles.high.intervl_s: unknown key — did you mean 'interval_s'? (expected one of:"
-            " interval_s, min_records, max_records, topic, seed, key, id, timestamp, preset)",
+            " interval_s, min_records, max_records, topic, seed, key, id, timestamp, kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, preset)",
         ),
         (
             MINIMAL + "kafak: {}\n",
