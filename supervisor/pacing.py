@@ -1,52 +1,93 @@
 """Pacing by absolute deadlines on the monotonic clock.
 
-Deadlines are `start + k * interval_s`, advanced by addition (`next_at += interval`) rather than by
-sleeping `interval` after the work, so the time a batch takes never accumulates into drift: over any
-run the number of ticks is elapsed / interval_s (±1). A tick that starts a whole interval or more
-after its deadline means the profile cannot keep up (the broker or the queue holds it back, or the
-rate is above what one core can produce): it still runs, at once, and is counted as behind
-schedule, so a saturated profile catches up as fast as it can and says so, instead of dropping
-ticks or hiding the shortfall.
+Deadlines are `start + k * interval_s`, advanced by addition rather than by sleeping `interval`
+after the work, so the time a batch takes never accumulates into drift: over any run the number of
+ticks is elapsed / interval_s (±1). A tick that starts at or after the deadline following its own
+means the profile cannot keep up (the broker or the queue holds it back, or the rate is above what
+one core can produce): it still runs, at once, and is counted as behind schedule, so a saturated
+profile catches up as fast as it can and says so, instead of dropping ticks or hiding the shortfall.
+
+With a rate schedule (a `RateCurve`, see `supervisor.schedule`) the deadlines are spaced by work
+instead of time: each comes when the integral of the rate factor since the previous one reaches
+`interval_s`. Without one, or with the constant factor 1, the pacer keeps the plain addition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from supervisor.schedule import RateCurve
 
 Clock = Callable[[], float]
 
 
 class Pacer:
-    """The deadline schedule of one profile."""
+    """The deadline schedule of one profile.
 
-    __slots__ = ("_clock", "interval_s", "next_at")
+    `start` is the monotonic time the pacer was built; `next_at` the current deadline, and
+    `due_s` the same as run time (seconds since `start`), the time base of a `RateCurve`.
 
-    def __init__(self, interval_s: float, *, clock: Clock = time.monotonic) -> None:
+    The first deadline is `start` itself, unless the curve's factor is 0 there (a ramp from 0, a
+    paused window): then it is the first moment one interval's work has been done, like every
+    later deadline. A deadline is `math.inf` once the curve has stopped for good (a ramp to 0)
+    with less than an interval's work left: `delay()` is then infinite.
+    """
+
+    __slots__ = ("_clock", "_curve", "_due_s", "interval_s", "next_at", "start")
+
+    def __init__(
+        self, interval_s: float, *, clock: Clock = time.monotonic, curve: RateCurve | None = None
+    ) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         self.interval_s = interval_s
         self._clock = clock
-        self.next_at = clock()
+        self._curve = None if curve is None or curve.constant == 1.0 else curve
+        self.start = clock()
+        self._due_s = 0.0
+        if self._curve is not None and not self._curve.factor(0.0) > 0:
+            self._due_s = self._curve.advance(0.0, interval_s)
+        self.next_at = self.start + self._due_s
+
+    @property
+    def due_s(self) -> float:
+        """The current deadline as run time: seconds after `start`."""
+        return self._due_s
 
     def delay(self) -> float:
-        """Seconds until the next deadline (negative when it has passed)."""
+        """Seconds until the next deadline (negative when it has passed, inf when there is none)."""
         return self.next_at - self._clock()
 
     def tick(self) -> tuple[float, bool]:
         """Consume the current deadline: return (lateness_s, behind) and schedule the next one.
 
-        `behind` is true when the tick started an interval or more after its deadline.
+        `behind` is true when the tick started at or after the next deadline (without a schedule:
+        an interval or more late), i.e. the profile is at least a whole tick short.
         """
-        lateness = max(0.0, self._clock() - self.next_at)
-        self.next_at += self.interval_s
-        return lateness, lateness >= self.interval_s
+        now = self._clock()
+        lateness = max(0.0, now - self.next_at)
+        if self._curve is None:
+            self._due_s += self.interval_s
+        else:
+            self._due_s = self._curve.advance(self._due_s, self.interval_s)
+        self.next_at = self.start + self._due_s
+        return lateness, now >= self.next_at
 
 
 async def sleep_or_stop(stop: asyncio.Event, delay_s: float) -> bool:
-    """Sleep up to `delay_s`, returning early (True) as soon as `stop` is set."""
+    """Sleep up to `delay_s` (`math.inf`: until stopped), returning early (True) as soon as `stop`
+    is set."""
     if stop.is_set():
+        return True
+    if delay_s == math.inf:
+        # Not asyncio.timeout(inf): that would hand the event loop a timer at an infinite time,
+        # which works today with asyncio and uvloop alike but is nowhere promised.
+        await stop.wait()
         return True
     try:
         async with asyncio.timeout(delay_s):

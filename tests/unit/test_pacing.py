@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import math
+from collections.abc import Callable
 
 import pytest
+import uvloop
+from pydantic import TypeAdapter
 
+from supervisor.config import Schedule
 from supervisor.pacing import Pacer, sleep_or_stop
+from supervisor.schedule import RateCurve, curve_for
+
+WALL_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+
+
+def curve(**schedule: object) -> RateCurve:
+    return curve_for(TypeAdapter(Schedule).validate_python(schedule), wall_start=WALL_START)
+
+
+BURSTS = {"kind": "burst", "every_s": 10, "duration_s": 2, "factor": 4, "offset_s": 0}
+"""Four times the rate for the first 2 s of every 10 s."""
 
 
 class FakeClock:
@@ -86,3 +103,83 @@ def test_sleep_or_stop_returns_at_once_when_stopped() -> None:
         return woke, await sleep_or_stop(asyncio.Event(), 0)
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+def on_time_deadlines(pacer: Pacer, clock: FakeClock, count: int) -> list[float]:
+    """The run times of `count` ticks, each taken exactly at its deadline."""
+    deadlines = []
+    for _ in range(count):
+        clock.now = pacer.next_at
+        assert pacer.next_at == pacer.start + pacer.due_s
+        deadlines.append(pacer.due_s)
+        assert pacer.tick() == (0.0, False)
+    return deadlines
+
+
+def test_a_schedule_spaces_the_deadlines_by_work() -> None:
+    clock = FakeClock()
+    # Ticks 0.25 s apart in a burst, 1 s apart out of it.
+    pacer = Pacer(1.0, clock=clock, curve=curve(**BURSTS))
+    assert pacer.start == 100.0
+    deadlines = on_time_deadlines(pacer, clock, 20)
+    expected = [0.25 * i for i in range(8)] + [2.0 + i for i in range(8)] + [10, 10.25, 10.5, 10.75]
+    assert deadlines == pytest.approx(expected, abs=1e-12)
+
+
+def test_with_a_schedule_behind_means_past_the_following_deadline() -> None:
+    clock = FakeClock()
+    pacer = Pacer(1.0, clock=clock, curve=curve(**BURSTS))
+    clock.now = 100.3  # in the burst: the deadlines 100.0 and 100.25 have passed
+    results = [pacer.tick(), pacer.tick()]
+    clock.now = 105.3  # out of it, 0.3 s late is less than a tick
+    while pacer.next_at < 105.0:
+        pacer.tick()
+    results.append(pacer.tick())
+    assert [(round(late, 9), behind) for late, behind in results] == [
+        (0.3, True),  # less than interval_s late, but the following deadline has passed too
+        (0.05, False),
+        (0.3, False),
+    ]
+
+
+def test_a_schedule_starting_at_zero_waits_for_an_intervals_work() -> None:
+    clock = FakeClock()
+    ramp = curve(kind="ramp", **{"from": 0, "to": 1}, duration_s=100)
+    pacer = Pacer(2.0, clock=clock, curve=ramp)  # factor t / 100: work t**2 / 200, 2 at t = 20
+    assert pacer.due_s == pytest.approx(20.0)
+    assert pacer.delay() == pytest.approx(20.0)
+
+
+def test_a_ramp_to_zero_ends_the_deadlines() -> None:
+    clock = FakeClock()
+    # Factor 1 - t / 4: 2 of work in all, the second interval's worth at t = 4 exactly.
+    pacer = Pacer(1.0, clock=clock, curve=curve(kind="ramp", **{"from": 1, "to": 0}, duration_s=4))
+    assert on_time_deadlines(pacer, clock, 3) == pytest.approx([0.0, 4 - math.sqrt(8), 4.0])
+    assert pacer.next_at == math.inf
+    assert pacer.delay() == math.inf
+    assert pacer.tick() == (0.0, False)
+    assert pacer.next_at == math.inf
+
+
+def test_no_schedule_or_factor_one_gives_the_same_deadlines() -> None:
+    plain_clock, curved_clock = FakeClock(), FakeClock()
+    plain = Pacer(0.3, clock=plain_clock)
+    unit = Pacer(0.3, clock=curved_clock, curve=curve_for(None, wall_start=WALL_START))
+    assert on_time_deadlines(plain, plain_clock, 1000) == on_time_deadlines(
+        unit, curved_clock, 1000
+    )
+
+
+@pytest.mark.parametrize(
+    "loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+def test_sleep_or_stop_without_a_deadline_waits_for_stop(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario() -> bool:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_soon(stop.set)
+        return await sleep_or_stop(stop, math.inf)
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        assert runner.run(scenario()) is True
