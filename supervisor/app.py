@@ -14,17 +14,19 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from supervisor.config import Config
 from supervisor.dataset import Dataset, load_dataset
+from supervisor.dryrun import DryRunSink
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
 from supervisor.logs import get_logger
 from supervisor.metrics import Telemetry
 from supervisor.reload import Reloader
-from supervisor.sink import KafkaSink
+from supervisor.sink import KafkaSink, ManagedSink
 from supervisor.stats import summary as build_summary
+from supervisor.stream import check_scenarios
 
 
 async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
@@ -65,31 +67,40 @@ async def serve(
     config_path: Path | None = None,
     reload: asyncio.Event | None = None,
     telemetry: Telemetry | None = None,
+    dry_run: BinaryIO | None = None,
+    max_messages: int | None = None,
 ) -> tuple[ExitCode, dict[str, Any] | None]:
     """Run the fleet until `stop`; return the exit code and the run summary (None when the run
     stopped before producing anything). Setting `reload` re-reads `config_path` and applies it
-    to the running fleet (see `supervisor.reload`)."""
+    to the running fleet (see `supervisor.reload`). With `dry_run`, messages are written there
+    as JSON lines instead of to Kafka; with `max_messages`, the run stops after that many."""
     log = get_logger()
     kafka = config.kafka
     log.info(
         "fleet_starting",
         config=config.source,
-        bootstrap_servers=kafka.bootstrap_servers,
+        bootstrap_servers="dry-run" if dry_run is not None else kafka.bootstrap_servers,
         topic=kafka.topic,
         profiles=list(config.profiles),
-        producer_config=kafka.redacted_config(),
+        producer_config=None if dry_run is not None else kafka.redacted_config(),
+        max_messages=max_messages,
     )
-    # Creating the producer validates every librdkafka property (ConfigError) before the dataset
-    # load, which may take seconds; nothing is sent until the delivery thread starts below.
-    sink = KafkaSink(
-        kafka.producer_config(),
-        embedded=kafka.is_embedded,
-        servers_label=kafka.bootstrap_servers,
-        on_reachable=None if telemetry is None else telemetry.kafka_reachable,
-        on_statistics=None if telemetry is None else telemetry.librdkafka.update,
-    )
+    sink: ManagedSink
+    if dry_run is not None:
+        sink = DryRunSink(dry_run, stop)
+    else:
+        # Creating the producer validates every librdkafka property (ConfigError) before the
+        # dataset load, which may take seconds; nothing is sent until the delivery thread starts.
+        sink = KafkaSink(
+            kafka.producer_config(),
+            embedded=kafka.is_embedded,
+            servers_label=kafka.bootstrap_servers,
+            on_reachable=None if telemetry is None else telemetry.kafka_reachable,
+            on_statistics=None if telemetry is None else telemetry.librdkafka.update,
+        )
     dataset = await load(config, telemetry)
-    fleet = Fleet(config, dataset, sink)
+    check_scenarios(config, dataset)
+    fleet = Fleet(config, dataset, sink, max_messages=max_messages)
     if telemetry is not None:
         telemetry.watch(fleet.stats)
     started = fleet.clock()
@@ -126,24 +137,31 @@ async def serve(
         write_summary(summary_path, result)
     if fleet.crashed:
         return ExitCode.PROFILE_CRASHED, result
-    if total["failed"] or total["undelivered"] or total["in_flight"] or total["rejected"]:
+    if isinstance(sink, DryRunSink) and sink.reader_closed:
+        return ExitCode.OK, result  # `--dry-run | head`: the reader had what it wanted
+    labels = total["labels"] or dict.fromkeys(("failed", "undelivered", "in_flight", "rejected"), 0)
+    if any(total[k] or labels[k] for k in ("failed", "undelivered", "in_flight", "rejected")):
         log.warning(
             "messages_not_delivered",
             failed=total["failed"],
             undelivered=total["undelivered"],
             rejected=total["rejected"],
+            labels_failed=labels["failed"],
+            labels_undelivered=labels["undelivered"],
+            labels_rejected=labels["rejected"],
         )
         return ExitCode.UNDELIVERED, result
     return ExitCode.OK, result
 
 
-def _flat(entry: dict[str, Any]) -> dict[str, Any]:
+def _flat(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested summary entry as flat log fields: `latency_ms_p99`, `scenarios_velocity_events`."""
     out: dict[str, Any] = {}
     for k, v in entry.items():
         if isinstance(v, dict):
-            out.update({f"{k}_{q}": x for q, x in v.items()})
+            out.update(_flat(v, f"{prefix}{k}_"))
         else:
-            out[k] = v
+            out[f"{prefix}{k}"] = v
     return out
 
 

@@ -3,7 +3,9 @@
 The checks, in order: the config (already validated when it was loaded); Kafka (a metadata
 request within a bounded time: brokers, and every topic the profiles write to, with its
 partitions); for an `s3://` dataset, the object (HEAD: it exists, its size); and the dataset itself,
-loaded and validated exactly as `run` would (valid and invalid rows, the first reasons).
+loaded and validated exactly as `run` would (valid and invalid rows, the first reasons); and when
+profiles inject fraud, whether the dataset has the rows their scenarios mutate (debits, the
+merchant named).
 
 Nothing is produced, and nothing is created: the metadata request asks for all topics, never for
 one by name, since a broker with `auto.create.topics.enable` would create a topic asked for by
@@ -33,6 +35,7 @@ from confluent_kafka.admin._resource import ResourceType
 from supervisor.config import REDACTED, Config, is_secret_key
 from supervisor.dataset import Dataset, load_dataset, s3_client
 from supervisor.errors import ConfigError, DatasetError, ExitCode
+from supervisor.stream import check_scenarios
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -89,7 +92,7 @@ def _checks(config: Config, timeout_s: float) -> Iterator[Check]:
         if not s3.ok:
             yield Check("dataset", ok=False, detail=f"{uri}: not loaded, the S3 check failed")
             return
-    yield _dataset_check(config)
+    yield from _dataset_checks(config)
 
 
 def _write(out: TextIO, check: Check, redact: Callable[[str], str]) -> None:
@@ -138,7 +141,7 @@ def _plural(n: int, word: str) -> str:
 def _config_check(config: Config) -> Check:
     profiles = config.profiles
     total = sum(p.records_per_s for p in profiles.values())
-    topics = sorted({p.topic or config.kafka.topic for p in profiles.values()})
+    topics = config.topics()
     return Check(
         "config",
         ok=True,
@@ -157,7 +160,7 @@ def _kafka_reason(exc: KafkaException) -> str:
 
 def _kafka_checks(config: Config, timeout_s: float) -> Iterator[Check]:
     kafka = config.kafka
-    topics = sorted({p.topic or kafka.topic for p in config.profiles.values()})
+    topics = config.topics()
     if kafka.is_embedded:
         yield Check(
             "kafka", ok=True, detail="embedded: an in-process mock cluster, nothing to reach"
@@ -371,15 +374,26 @@ def _bucket_exists(client: S3Client, bucket: str) -> bool:
 # --- the dataset ---------------------------------------------------------------------------------
 
 
-def _dataset_check(config: Config) -> Check:
+def _dataset_checks(config: Config) -> Iterator[Check]:
     settings = config.dataset
     try:
         dataset = load_dataset(
             settings.uri, s3=config.dataset.s3.location(), on_invalid=settings.on_invalid
         )
     except DatasetError as exc:  # "dataset <uri>: ...": the line already says "dataset"
-        return Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))
-    return Check("dataset", ok=True, detail=_describe_dataset(dataset))
+        yield Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))
+        return
+    yield Check("dataset", ok=True, detail=_describe_dataset(dataset))
+    kinds = sorted({p.scenario.kind for p in config.profiles.values() if p.scenario is not None})
+    if kinds:
+        try:
+            check_scenarios(config, dataset)
+        except DatasetError as exc:
+            yield Check("fraud", ok=False, detail=str(exc))
+        else:
+            yield Check(
+                "fraud", ok=True, detail=f"the dataset supports the scenarios {', '.join(kinds)}"
+            )
 
 
 def _describe_dataset(dataset: Dataset) -> str:

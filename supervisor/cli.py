@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__, logs
-from supervisor.config import Config
+from supervisor.config import Config, MetricsSettings
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         metavar="SECONDS",
         help="give up (exit 4) if Kafka is unreachable this long at start (default: keep trying)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write the messages to stdout as JSON lines (topic, key, headers, timestamp, value)"
+        " instead of sending them to Kafka; no broker needed",
+    )
+    run.add_argument(
+        "--max-messages",
+        type=_positive_int,
+        metavar="N",
+        help="stop after N messages (all profiles together), then drain and exit",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -148,6 +160,8 @@ def load_config(path: Path | None) -> Config:
 def _cmd_run(args: argparse.Namespace) -> int:
     args.config = config_file(args.config)  # kept: SIGHUP re-reads it
     config = load_config(args.config)
+    if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
+        config = config.model_copy(update={"metrics": MetricsSettings()})
     logs.configure(
         fmt=args.log_format,
         level="debug" if args.debug else "info",
@@ -212,6 +226,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 config_path=args.config,
                 reload=reload,
                 telemetry=telemetry,
+                dry_run=sys.stdout.buffer if args.dry_run else None,
+                max_messages=args.max_messages,
             )
     finally:
         if server is not None:

@@ -54,8 +54,8 @@ IdMode = Literal["keep", "fresh"]
 
 TimestampMode = Literal["keep", "now", "shift"]
 """`keep` sends the dataset's timestamp; `now` the time the message is produced; `shift` the
-dataset's timestamp moved by one offset, so that the dataset's earliest moment is the run's start
-and every gap between records is kept."""
+dataset's timestamp moved by one offset, so that the dataset's latest moment is the run's start:
+every gap between records is kept, and every event time is in the past."""
 
 KafkaTimestampMode = Literal["produce", "event"]
 """`produce`: Kafka's message timestamp is the time it was produced (librdkafka's default);
@@ -656,6 +656,15 @@ class Config(BaseModel):
     def instance(self) -> str:
         """`instance_id`, or the host name."""
         return self.instance_id or socket.gethostname()
+
+    def topics(self) -> list[str]:
+        """Every topic the profiles write to: their own (or `kafka.topic`) and their labels'."""
+        topics = set()
+        for profile in self.profiles.values():
+            topics.add(profile.topic or self.kafka.topic)
+            if profile.labels is not None:
+                topics.add(profile.labels.topic)
+        return sorted(topics)
 
     @field_validator("profiles")
     @classmethod

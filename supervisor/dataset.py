@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import chain, compress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Final, Literal, cast
 from uuid import UUID
 
 import boto3
@@ -158,10 +158,7 @@ class Dataset:
             cached.append(
                 array(
                     "d",
-                    (
-                        _epoch(v[spans[2 * i] : spans[2 * i + 1]])
-                        for i, v in enumerate(self.values)
-                    ),
+                    (_epoch(v[spans[2 * i] : spans[2 * i + 1]]) for i, v in enumerate(self.values)),
                 )
             )
         return cached[0]
@@ -175,22 +172,29 @@ def _epoch(text: bytes) -> float:
 
 
 def _column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:
-    """The text of `field` in each value: a JSON number as written, a JSON string unescaped."""
+    """`field_text` of `field` in each value."""
+    return tuple(field_text(value, field) for value in values)
+
+
+def field_text(value: bytes, field: str) -> bytes:
+    """The text of `field` in one pre-serialized value: a JSON number as written, a JSON string
+    unescaped (e.g. for a Kafka key)."""
     # Keys are found by their quoted name: a quote inside a JSON string is always escaped.
-    key = f'"{field}":'.encode()
-    following = FIELDS.index(field) + 1
-    next_key = f',"{FIELDS[following]}":'.encode() if following < len(FIELDS) else b"}"
-    column = []
-    for value in values:
-        start = value.index(key) + len(key)
-        literal = value[start : value.index(next_key, start)]
-        if literal[:1] != b'"':
-            column.append(literal)
-        elif b"\\" not in literal:
-            column.append(literal[1:-1])
-        else:
-            column.append(json.loads(literal).encode())
-    return tuple(column)
+    key = _FIELD_KEYS[field]
+    start = value.index(key) + len(key)
+    literal = value[start : value.index(_NEXT_KEYS[field], start)]
+    if literal[:1] != b'"':
+        return literal
+    if b"\\" not in literal:
+        return literal[1:-1]
+    return cast(str, json.loads(literal)).encode()
+
+
+_FIELD_KEYS: Final = {f: f'"{f}":'.encode() for f in FIELDS}
+_NEXT_KEYS: Final = {
+    f: f',"{FIELDS[i + 1]}":'.encode() if i + 1 < len(FIELDS) else b"}"
+    for i, f in enumerate(FIELDS)
+}
 
 
 def parse_csv(data: bytes, *, source: str, on_invalid: Literal["skip", "fail"] = "skip") -> Dataset:

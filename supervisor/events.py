@@ -51,6 +51,32 @@ def now_timestamp() -> bytes:
     return datetime.now(UTC).isoformat(timespec="milliseconds").encode()
 
 
+def epoch_ms(epoch_s: float) -> int:
+    """A Unix time in whole milliseconds, as `iso_timestamp` writes it (truncated, after rounding
+    to the microsecond so that float noise such as .4239999 still reads .424)."""
+    return round(epoch_s * 1_000_000) // 1000
+
+
+def iso_timestamp(epoch_s: float) -> bytes:
+    """A Unix time as `now_timestamp()` writes it: UTC, milliseconds, explicit offset; the same
+    millisecond as `epoch_ms`, so a Kafka timestamp and the value's text always agree."""
+    ms = epoch_ms(epoch_s)
+    moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
+    return moment.isoformat(timespec="milliseconds").encode()
+
+
+def rewrite(
+    value: bytes, ts_start: int, ts_end: int, *, id: bytes | None, ts: bytes | None
+) -> bytes:
+    """`value` (a pre-serialized row whose timestamp text spans [ts_start, ts_end)) with its id
+    and/or timestamp text replaced; None keeps the row's."""
+    if ts is not None:
+        value = value[:ts_start] + ts + value[ts_end:]
+    if id is not None:
+        value = _PREFIX + id + value[_ID_END:]
+    return value
+
+
 class EventBuilder:
     """Turns sampled row indexes into (values, keys) for one profile's rewrite settings."""
 

@@ -15,7 +15,9 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 
@@ -25,6 +27,7 @@ from supervisor.events import EventBuilder
 from supervisor.logs import RateLimitedLog, get_logger
 from supervisor.pacing import Clock, Pacer, sleep_or_stop
 from supervisor.sampling import Sampler
+from supervisor.schedule import curve_for
 from supervisor.sink import (
     FAILURE_LOG_EVERY_S,
     DeliveryCallback,
@@ -33,6 +36,7 @@ from supervisor.sink import (
     Sink,
 )
 from supervisor.stats import ProfileStats, RateWindow
+from supervisor.stream import DUPLICATE, FRAUD, LABEL, LATE, REORDERED, Outgoing, ProfileStream
 
 LATENCY_SAMPLES_PER_S = 1000
 """Delivery latencies observed per second and profile, at most (see `KafkaSink.reporter`)."""
@@ -78,6 +82,7 @@ class Fleet:
         *,
         clock: Clock = time.monotonic,
         restart_policy: RestartPolicy | None = None,
+        max_messages: int | None = None,
     ) -> None:
         self.config = config
         self.instance = config.instance
@@ -85,10 +90,15 @@ class Fleet:
         self.sink = sink
         self.clock = clock
         self.restart_policy = restart_policy or RestartPolicy()
+        self._remaining = max_messages
+        """Messages `max_messages` still allows (labels not counted); None: no limit."""
+        self._reserved = 0
+        """Messages reserved by `_take` and not yet settled."""
         self.stats: dict[str, ProfileStats] = {}
         """Every profile that ran in this process, including ones a reload removed."""
         self.crashed: list[str] = []
         self._reporters: dict[str, DeliveryCallback] = {}
+        self._label_reporters: dict[str, DeliveryCallback] = {}
         for name, settings in config.profiles.items():  # in the summary even if never started
             self._stats_of(name, settings)
         self._running: dict[str, _Running] = {}
@@ -97,8 +107,8 @@ class Fleet:
         self._log = get_logger()
 
     def topics(self) -> list[str]:
-        """Every topic some profile writes to."""
-        return sorted({self._topic_of(p, self.config) for p in self.config.profiles.values()})
+        """Every topic some profile writes to, labels topics included."""
+        return self.config.topics()
 
     def running(self) -> list[str]:
         """Names of the profiles currently scheduled."""
@@ -158,6 +168,9 @@ class Fleet:
             stats = self.stats[name] = ProfileStats(name)
             every = max(1, round(settings.records_per_s / LATENCY_SAMPLES_PER_S))
             self._reporters[name] = self.sink.reporter(stats, latency_every=every)
+        if settings.labels is not None and stats.labels is None:
+            stats.labels = ProfileStats(name)
+            self._label_reporters[name] = self.sink.reporter(stats.labels)
         return stats
 
     def _start(self, name: str, settings: ProfileSettings, config: Config) -> None:
@@ -214,19 +227,13 @@ class Fleet:
         halt: asyncio.Event,
     ) -> None:
         # `halt` stops this profile (a reload, or the fleet stopping: `run` sets every halt once
-        # it wakes up); `fleet_stop` is checked as well so that a profile already due does not
-        # start one more batch in between.
-        fleet_stop = self._stop
-        clock = self.clock
-        sink = self.sink
-        produce = sink.produce
+        # it wakes up); the fleet's stop is checked as well so that a profile already due does
+        # not start one more batch in between.
         rng = random.Random(settings.seed)
-        dataset = self.dataset
-        sampler, builder = self._sampling(dataset, settings, rng)
         headers: Headers = [("profile", name.encode()), ("instance", self.instance.encode())]
-        on_delivery = self._reporters[name]
-        pacer = Pacer(settings.interval_s, clock=clock)
-        rejected = RateLimitedLog(self._log, "message_rejected", every_s=FAILURE_LOG_EVERY_S)
+        wall_start = time.time()
+        curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
+        pacer = Pacer(settings.interval_s, clock=self.clock, curve=curve)
         stats.stopped_at = None
         self._log.info(
             "profile_started",
@@ -239,50 +246,221 @@ class Fleet:
             key=settings.key,
             id_mode=settings.id,
             timestamp_mode=settings.timestamp,
+            schedule=None if settings.schedule is None else settings.schedule.kind,
+            scenario=None if settings.scenario is None else settings.scenario.kind,
         )
         try:
-            while True:
-                delay = pacer.delay()
-                if delay > 0:
-                    await sleep_or_stop(halt, delay)
-                else:
-                    await asyncio.sleep(0)  # due already: still let the other profiles run
-                if halt.is_set() or fleet_stop.is_set():
-                    return
-                lateness, behind = pacer.tick()
-                stats.lateness.observe(lateness)
-                if stats.first_batch_at is None:
-                    stats.first_batch_at = clock()
+            if settings.shapes_events:
+                stream = ProfileStream(
+                    name,
+                    settings,
+                    self.dataset,
+                    rng,
+                    topic=topic,
+                    headers=headers,
+                    wall_start_s=wall_start,
+                )
+                await self._run_stream(stream, pacer, stats, halt)
+            else:
+                await self._run_sampled(settings, topic, headers, rng, pacer, stats, halt)
+        finally:
+            stats.stopped_at = self.clock()
+
+    async def _until(self, due: float, halt: asyncio.Event) -> bool:
+        """Wait for monotonic time `due`; False when the profile is to stop instead."""
+        delay = due - self.clock()
+        if delay > 0:
+            await sleep_or_stop(halt, delay)
+        else:
+            await asyncio.sleep(0)  # due already: still let the other profiles run
+        return not (halt.is_set() or self._stop.is_set())
+
+    def _tick(self, pacer: Pacer, stats: ProfileStats) -> None:
+        lateness, behind = pacer.tick()
+        stats.lateness.observe(lateness)
+        if stats.first_batch_at is None:
+            stats.first_batch_at = self.clock()
+        stats.batches += 1
+        if behind:
+            stats.behind_schedule += 1
+
+    async def _run_sampled(
+        self,
+        settings: ProfileSettings,
+        topic: str,
+        headers: Headers,
+        rng: random.Random,
+        pacer: Pacer,
+        stats: ProfileStats,
+        halt: asyncio.Event,
+    ) -> None:
+        """The fast path: sampled rows, at most an id and timestamp rewrite, fixed headers."""
+        fleet_stop = self._stop
+        sink = self.sink
+        produce = sink.produce
+        dataset = self.dataset
+        sampler, builder = self._sampling(dataset, settings, rng)
+        on_delivery = self._reporters[stats.name]
+        rejected = RateLimitedLog(self._log, "message_rejected", every_s=FAILURE_LOG_EVERY_S)
+        while await self._until(pacer.next_at, halt):
+            self._tick(pacer, stats)
+            if self.dataset is not dataset:  # replaced by a reload: same schedule, new rows
+                dataset = self.dataset
+                sampler, builder = self._sampling(dataset, settings, rng)
+            rows = sampler.draw()
+            taken = self._take(len(rows))
+            if taken < len(rows):  # max_messages: the last batch
+                rows = rows[:taken]
+            values, keys = builder.build(rows)
+            for j, value in enumerate(values):
+                key = None if keys is None else keys[j]
+                while True:
+                    # Counted before the enqueue: its delivery report (on the delivery
+                    # thread) can then never make in_flight negative, even for a moment.
+                    stats.produced += 1
+                    try:
+                        produce(topic, value, key, headers, on_delivery)
+                    except BufferError:  # librdkafka's queue is full: backpressure
+                        stats.produced -= 1
+                        await sink.wait_for_space(halt)
+                        if halt.is_set() or fleet_stop.is_set():
+                            self._settle(taken, j)
+                            return
+                        continue
+                    except MessageRejected as exc:
+                        stats.produced -= 1
+                        stats.rejected += 1
+                        rejected(topic=topic, reason=str(exc))
+                    else:
+                        stats.bytes += len(value)
+                    break
+            self._settle(taken, taken)
+
+    async def _run_stream(
+        self, stream: ProfileStream, pacer: Pacer, stats: ProfileStats, halt: asyncio.Event
+    ) -> None:
+        """A profile shaping event time or injecting fraud: ticks and the stream's scheduled
+        messages, merged in run-time order (a scheduled message due before the next tick goes
+        first, whenever the loop gets to it), so a seeded run's sequence never depends on timing.
+        """
+        stream.occurrences = stats.occurrences  # kept across restarts, like every counter
+        dataset = self.dataset
+        send = self._sender(stream, stats)
+        unsent: list[Outgoing] = []
+        while True:
+            tick_s = pacer.due_s
+            timed_s = stream.next_due_s()
+            if not await self._until(pacer.start + min(tick_s, timed_s), halt):
+                break
+            if timed_s <= tick_s:
+                out = stream.due(min(self.clock() - pacer.start, tick_s))
+            else:
+                self._tick(pacer, stats)
                 if self.dataset is not dataset:  # replaced by a reload: same schedule, new rows
                     dataset = self.dataset
-                    sampler, builder = self._sampling(dataset, settings, rng)
-                values, keys = builder.build(sampler.draw())
-                stats.batches += 1
-                if behind:
-                    stats.behind_schedule += 1
-                for j, value in enumerate(values):
-                    key = None if keys is None else keys[j]
-                    while True:
-                        # Counted before the enqueue: its delivery report (on the delivery
-                        # thread) can then never make in_flight negative, even for a moment.
-                        stats.produced += 1
-                        try:
-                            produce(topic, value, key, headers, on_delivery)
-                        except BufferError:  # librdkafka's queue is full: backpressure
-                            stats.produced -= 1
-                            await sink.wait_for_space(halt)
-                            if halt.is_set() or fleet_stop.is_set():
-                                return
-                            continue
-                        except MessageRejected as exc:
-                            stats.produced -= 1
-                            stats.rejected += 1
-                            rejected(topic=topic, reason=str(exc))
-                        else:
-                            stats.bytes += len(value)
-                        break
+                    stream.use(dataset)
+                out = stream.tick(tick_s)
+            sent = await send(out, halt)
+            if sent < len(out):
+                unsent = out[sent:]
+                break
+        # Stopping: what the profile already decided to send (held-back and duplicate events,
+        # scheduled fraud events) goes out now rather than never, within the shutdown budget and
+        # `max_messages`; then the labels of every fraud event that was sent, so that the ground
+        # truth is complete for what a consumer received.
+        budget = asyncio.Event()
+        timer = asyncio.get_running_loop().call_later(self.config.shutdown_timeout_s, budget.set)
+        try:
+            leftovers = [*unsent, *stream.pending()]
+            events = [m for m in leftovers if LABEL not in m.tally]
+            sent = await send(events, budget)
+            labels = [m for m in (*leftovers, *stream.pending()) if LABEL in m.tally]
+            sent_labels = await send(labels, budget)
         finally:
-            stats.stopped_at = clock()
+            timer.cancel()
+        dropped = len(events) - sent + len(labels) - sent_labels
+        if dropped:
+            self._log.warning(
+                "scheduled_messages_dropped",
+                count=dropped,
+                labels=len(labels) - sent_labels,
+                reason="max_messages reached"
+                if self._remaining == 0
+                else "the producer queue stayed full for shutdown_timeout_s",
+            )
+
+    def _sender(
+        self, stream: ProfileStream, stats: ProfileStats
+    ) -> Callable[[list[Outgoing], asyncio.Event], Awaitable[int]]:
+        """A coroutine function producing a list of messages with backpressure, counting each
+        into `stats` (labels into `stats.labels`) and scheduling the label of each fraud event
+        produced; it returns how many messages it got through before `stop` was set while the
+        queue was full, or `max_messages` ran out."""
+        sink = self.sink
+        produce = sink.produce
+        on_delivery = self._reporters[stream.name]
+        labels = stats.labels
+        on_label = self._label_reporters.get(stream.name)
+        rejected = RateLimitedLog(self._log, "message_rejected", every_s=FAILURE_LOG_EVERY_S)
+
+        async def send(messages: list[Outgoing], stop: asyncio.Event) -> int:
+            for i, m in enumerate(messages):
+                target, callback = stats, on_delivery
+                if LABEL in m.tally:  # not counted against max_messages
+                    assert labels is not None
+                    assert on_label is not None
+                    target, callback = labels, on_label
+                elif not self._take(1):
+                    return i
+                while True:
+                    target.produced += 1
+                    try:
+                        produce(m.topic, m.value, m.key, m.headers, callback, m.timestamp_ms)
+                    except BufferError:
+                        target.produced -= 1
+                        await sink.wait_for_space(stop)
+                        if stop.is_set():
+                            if target is stats:
+                                self._settle(1, 0)
+                            return i
+                        continue
+                    except MessageRejected as exc:
+                        target.produced -= 1
+                        target.rejected += 1
+                        rejected(topic=m.topic, reason=str(exc))
+                    else:
+                        target.bytes += len(m.value)
+                        for tally in m.tally:
+                            _count(stats, tally)
+                        if m.label is not None:
+                            stream.schedule(*m.label)
+                    break
+                if target is stats:
+                    self._settle(1, 1)
+            return len(messages)
+
+        return send
+
+    def _take(self, wanted: int) -> int:
+        """Reserve up to `wanted` messages of `max_messages` (all of them without a limit);
+        `_settle` says how many of them were used."""
+        if self._remaining is None:
+            return wanted
+        taken = min(wanted, self._remaining)
+        self._remaining -= taken
+        self._reserved += taken
+        return taken
+
+    def _settle(self, taken: int, used: int) -> None:
+        """Account for a reservation: `used` of the `taken` messages were produced (or refused),
+        the rest go back. The fleet stops once `max_messages` are all used: not before, so that a
+        profile blocked on backpressure with its reservation is not cut short by another one."""
+        if self._remaining is None:
+            return
+        self._reserved -= taken
+        self._remaining += taken - used
+        if self._remaining == 0 and self._reserved == 0:
+            self._stop.set()
 
     @staticmethod
     def _sampling(
@@ -292,7 +470,8 @@ class Fleet:
         builder = EventBuilder(
             dataset,
             id_mode=settings.id,
-            timestamp_mode=settings.timestamp,
+            # `shift` profiles run as a ProfileStream, never through here.
+            timestamp_mode="now" if settings.timestamp == "now" else "keep",
             key_field=settings.key,
             rng=rng,
         )
@@ -318,6 +497,18 @@ class Fleet:
                     latency_p50_ms=_ms(s.latency.quantile(0.5)),
                     latency_p99_ms=_ms(s.latency.quantile(0.99)),
                 )
+
+
+def _count(stats: ProfileStats, tally: str) -> None:
+    if tally == LATE:
+        stats.late += 1
+    elif tally == REORDERED:
+        stats.reordered += 1
+    elif tally == DUPLICATE:
+        stats.duplicates += 1
+    elif tally.startswith(FRAUD):
+        kind = tally[len(FRAUD) :]
+        stats.fraud_events[kind] = stats.fraud_events.get(kind, 0) + 1
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -296,9 +296,25 @@ _COUNTERS: Final = (
     (
         "ticks_behind_schedule",
         "behind_schedule",
-        "Ticks that started a whole interval or more after their deadline.",
+        "Ticks that started at or after the next tick's deadline: the profile could not keep up.",
     ),
     ("profile_restarts", "restarts", "Times a crashed profile task was restarted."),
+    ("late_events", "late", "Messages sent with an event time made older on purpose (late:)."),
+    (
+        "reordered_events",
+        "reordered",
+        "Messages held back and sent after later ones on purpose (out_of_order:).",
+    ),
+    ("duplicate_events", "duplicates", "Exact copies of earlier messages sent on purpose."),
+)
+_LABEL_COUNTERS: Final = (
+    ("label_messages_produced", "produced", "Fraud label messages handed to the producer."),
+    ("label_messages_delivered", "delivered", "Fraud label messages the broker acknowledged."),
+    (
+        "label_messages_failed",
+        "failed",
+        "Fraud label messages whose delivery failed, or were purged unsent at shutdown.",
+    ),
 )
 
 
@@ -392,9 +408,40 @@ class Telemetry:
             latency.add_metric([stats.name, instance], buckets, total)
         yield in_flight
         yield latency
+        yield from self._collect_scenarios(profiles, instance)
 
         yield from self._collect_process(instance)
         yield from self._collect_librdkafka(instance)
+
+    def _collect_scenarios(self, profiles: list[ProfileStats], instance: str) -> Iterator[Metric]:
+        labels = ["profile", "scenario", "instance_id"]
+        occurrences = CounterMetricFamily(
+            f"{PREFIX}_fraud_occurrences",
+            "Fraud scenario occurrences a profile started, by scenario.",
+            labels=labels,
+        )
+        events = CounterMetricFamily(
+            f"{PREFIX}_fraud_events",
+            "Messages labelled fraud a profile produced, by scenario: the denominator of a"
+            " detector's recall.",
+            labels=labels,
+        )
+        for stats in profiles:
+            for kind, n in list(stats.occurrences.items()):
+                occurrences.add_metric([stats.name, kind, instance], n)
+            for kind, n in list(stats.fraud_events.items()):
+                events.add_metric([stats.name, kind, instance], n)
+        yield occurrences
+        yield events
+        with_labels = [(s.name, s.labels) for s in profiles if s.labels is not None]
+        for name, attribute, documentation in _LABEL_COUNTERS:
+            counter = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=_PROFILE_LABELS)
+            for profile, label_stats in with_labels:
+                value = getattr(label_stats, attribute)
+                if attribute == "failed":
+                    value += label_stats.undelivered
+                counter.add_metric([profile, instance], value)
+            yield counter
 
     def _collect_process(self, instance: str) -> Iterator[Metric]:
         labels = [instance]

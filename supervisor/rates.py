@@ -4,13 +4,18 @@ By the seed's formula ("Production Rate Calculation"): batches/s = 1 / interval_
 batches/s * (min_records + max_records) / 2 (`ProfileSettings.records_per_s`). These are the
 rates the schedule aims at; `ticks_behind_schedule` in the metrics says when a run falls short.
 Every replica of the process runs every profile, so a deployment's total is this times the replicas.
+
+A profile with a `schedule` runs at its rate times the schedule's factor: the table shows the
+factor's range and mean, and its records/day is the mean's (for a ramp, the rate it ends at).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from supervisor.config import Config
+from supervisor.config import Config, RampSchedule
+from supervisor.schedule import curve_for
 
 _HEADER = (
     "profile",
@@ -20,8 +25,9 @@ _HEADER = (
     "records/s",
     "records/day",
     "topic",
+    "schedule",
 )
-_LEFT = frozenset({0, 6})
+_LEFT = frozenset({0, 6, 7})
 """Columns aligned left (text); the rest are numbers, aligned right."""
 
 
@@ -32,12 +38,23 @@ def _number(value: float, digits: int) -> str:
 def rate_table(config: Config) -> str:
     """An aligned text table of each profile's rates and the fleet's total (ends with a newline)."""
     rows: list[Sequence[str]] = [_HEADER]
-    batches_total = records_total = 0.0
+    batches_total = records_total = daily_total = 0.0
+    now = datetime.now(UTC)
     for name, settings in config.profiles.items():
         batches = 1 / settings.interval_s
         records = settings.records_per_s
+        schedule, mean = "", 1.0
+        if settings.schedule is not None:
+            factors = curve_for(settings.schedule, wall_start=now).stats()
+            mean = (
+                settings.schedule.end
+                if isinstance(settings.schedule, RampSchedule)
+                else factors.mean
+            )
+            schedule = f"{settings.schedule.kind} {factors}"
         batches_total += batches
         records_total += records
+        daily_total += records * mean * 86_400
         rows.append(
             (
                 name,
@@ -45,8 +62,9 @@ def rate_table(config: Config) -> str:
                 f"{settings.min_records}-{settings.max_records}",
                 _number(batches, 2),
                 _number(records, 2),
-                _number(records * 86_400, 0),
+                _number(records * mean * 86_400, 0),
                 settings.topic or config.kafka.topic,
+                schedule,
             )
         )
     count = len(config.profiles)
@@ -57,11 +75,14 @@ def rate_table(config: Config) -> str:
             "",
             _number(batches_total, 2),
             _number(records_total, 2),
-            _number(records_total * 86_400, 0),
+            _number(daily_total, 0),
+            "",
             "",
         )
     )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+    if not any(settings.schedule for settings in config.profiles.values()):
+        rows = [row[:-1] for row in rows]  # no schedule column when nothing is scheduled
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def line(row: Sequence[str]) -> str:
         cells = (

@@ -23,6 +23,7 @@ from supervisor.dataset import Dataset
 from supervisor.errors import SupervisorError
 from supervisor.fleet import Fleet, ReloadPlan
 from supervisor.logs import get_logger
+from supervisor.stream import check_scenarios
 
 WATCH_EVERY_S = 1.0
 
@@ -108,6 +109,11 @@ class Reloader:
             except SupervisorError as exc:
                 self._refuse(reason, str(exc))
                 return None
+        try:
+            check_scenarios(new, dataset or self.fleet.dataset)
+        except SupervisorError as exc:
+            self._refuse(reason, str(exc))
+            return None
         if stop.is_set():
             return None
         plan = await self.fleet.apply(new, dataset)

@@ -80,6 +80,23 @@ class Sink(Protocol):
         of one delivery in `latency_every`."""
 
 
+class ManagedSink(Sink, Protocol):
+    """A sink as the app drives it for a whole run: `KafkaSink`, or `DryRunSink` for
+    `run --dry-run`, which the app can therefore swap for one another."""
+
+    def start(self) -> None:
+        """Start serving deliveries; call from the event loop that will produce."""
+
+    async def connect(
+        self, topics: list[str], *, stop: asyncio.Event, timeout_s: float | None
+    ) -> bool:
+        """Wait until the destination is usable; False if `stop` was set meanwhile."""
+
+    async def close(self, *, timeout_s: float, force: asyncio.Event) -> None:
+        """Deliver what is pending within `timeout_s` (or until `force`), then account for the
+        rest as undelivered."""
+
+
 class _LibrdkafkaFilter(logging.Filter):
     """Drops librdkafka's per-attempt connection-failure lines: `KafkaSink` reports an outage
     once when it starts and once when it ends, instead of a line per reconnect attempt."""

@@ -82,6 +82,20 @@ class ProfileStats:
     """Enqueue to acknowledgement, as librdkafka measured it (`Message.latency()`)."""
     lateness: Histogram = field(default_factory=Histogram)
     """How late each tick started after its deadline."""
+    late: int = 0
+    """Produced with an event time older than it would have been (`late:`)."""
+    reordered: int = 0
+    """Produced after later events, having been held back (`out_of_order:`)."""
+    duplicates: int = 0
+    """Produced as an exact copy of an earlier message (`duplicates:`)."""
+    occurrences: dict[str, int] = field(default_factory=dict)
+    """Fraud scenario occurrences started, by scenario kind."""
+    fraud_events: dict[str, int] = field(default_factory=dict)
+    """Produced messages labelled fraud, by scenario kind: a detector's recall is the share of
+    these it flags."""
+    labels: ProfileStats | None = None
+    """The ground-truth label messages of this profile's fraud events (`labels:`), counted apart
+    so that this profile's own counters reconcile with its topic."""
 
     @property
     def in_flight(self) -> int:
@@ -111,6 +125,26 @@ class ProfileStats:
             "elapsed_s": round(self.elapsed_s(now), 3),
             "latency_ms": _quantiles_ms(self.latency),
             "tick_lateness_ms": _quantiles_ms(self.lateness),
+            "late": self.late,
+            "reordered": self.reordered,
+            "duplicates": self.duplicates,
+            "fraud_events": sum(self.fraud_events.values()),
+            "scenarios": {
+                kind: {"occurrences": n, "events": self.fraud_events.get(kind, 0)}
+                for kind, n in self.occurrences.items()
+            },
+            "labels": None if self.labels is None else self.labels.delivery_snapshot(),
+        }
+
+    def delivery_snapshot(self) -> dict[str, int]:
+        """Just the delivery accounting (for the labels of a profile)."""
+        return {
+            "produced": self.produced,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "undelivered": self.undelivered,
+            "rejected": self.rejected,
+            "in_flight": self.in_flight,
         }
 
 
@@ -125,6 +159,10 @@ _TOTALLED = (
     "bytes",
     "behind_schedule",
     "restarts",
+    "late",
+    "reordered",
+    "duplicates",
+    "fraud_events",
 )
 
 
@@ -139,6 +177,8 @@ def summary(profiles: list[ProfileStats], *, elapsed_s: float, now: float) -> di
     """The run summary written by `run --summary PATH` and logged at exit."""
     per_profile = {p.name: p.snapshot(now) for p in profiles}
     total: dict[str, Any] = {k: sum(s[k] for s in per_profile.values()) for k in _TOTALLED}
+    labels = [s["labels"] for s in per_profile.values() if s["labels"] is not None]
+    total["labels"] = {k: sum(entry[k] for entry in labels) for k in labels[0]} if labels else None
     total["elapsed_s"] = round(elapsed_s, 3)
     return {"elapsed_s": round(elapsed_s, 3), "profiles": per_profile, "total": total}
 

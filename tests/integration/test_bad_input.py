@@ -162,7 +162,10 @@ CONFIG_CASES = [
     pytest.param(VALID, ["profiles", "no profiles defined"], id="profiles-missing"),
     pytest.param(
         VALID + "profiles:\n  p: {preset: turbo}\n",
-        ["profiles.p.preset: unknown preset 'turbo'", "available: high, low, normal"],
+        [
+            "profiles.p.preset: unknown preset 'turbo'",
+            "available: burst, card-testing, diurnal, high, low, normal",
+        ],
         id="unknown-preset",
     ),
     pytest.param(

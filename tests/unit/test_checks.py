@@ -105,3 +105,22 @@ def test_short_values_are_not_treated_as_secrets(tmp_path: Path, short: str) -> 
 
     assert code == ExitCode.OK
     assert REDACTED not in "\n".join(lines)
+
+
+def test_scenarios_are_checked_against_the_dataset(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    write_csv(csv, rows=200, seed=1)
+
+    def with_scenario(**scenario: Any) -> Config:
+        profile = {**PROFILES["only"], "scenario": {"every_s": 60, **scenario}}
+        return Config.model_validate({"dataset": {"uri": str(csv)}, "profiles": {"only": profile}})
+
+    code, lines = run(with_scenario(kind="card-testing"))
+    assert code == ExitCode.OK
+    assert lines[3] == "✓ fraud    the dataset supports the scenarios card-testing"
+
+    code, lines = run(with_scenario(kind="merchant-compromise", merchant="lidl"))
+    assert code == ExitCode.BAD_INPUT
+    assert lines[3].startswith("✗ fraud    profiles.only.scenario.merchant: ")
+    assert "did you mean 'LIDL'?" in lines[3]
+    assert lines[-1] == "1 of 4 checks failed"

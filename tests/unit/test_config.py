@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from supervisor.config import (
     PRODUCER_DEFAULTS,
     REDACTED,
+    BurstSchedule,
     Config,
     KafkaSettings,
     ProfileSettings,
@@ -87,6 +88,24 @@ def test_bundled_presets_match_the_seed(name: str, records_per_s: float) -> None
     assert "records/s" in first_line
 
 
+def test_schedule_and_scenario_presets_are_what_their_comments_say() -> None:
+    def preset(name: str) -> ProfileSettings:
+        path = find_preset(name, REPO / "nowhere")
+        return ProfileSettings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+    diurnal, burst, attack = preset("diurnal"), preset("burst"), preset("card-testing")
+    assert diurnal.schedule is not None
+    assert diurnal.schedule.kind == "diurnal"
+    assert sum(diurnal.schedule.curve) / 24 == pytest.approx(1.0, abs=1e-3)
+    assert diurnal.records_per_s * min(diurnal.schedule.curve) == pytest.approx(1.4, abs=0.05)
+    assert burst.schedule == BurstSchedule(kind="burst", every_s=60, duration_s=10, factor=10)
+    assert attack.scenario is not None
+    assert attack.scenario.kind == "card-testing"
+    assert attack.labels is not None
+    assert attack.labels.topic == "fraud-labels"
+    assert attack.kafka_timestamp == "event"
+
+
 # --- presets -------------------------------------------------------------------------------------
 
 
@@ -126,7 +145,7 @@ def test_unknown_preset_lists_the_available_ones(tmp_path: Path) -> None:
 
     assert "profiles.p.preset" in message
     assert "'turbo'" in message
-    assert "available: high, low, normal" in message
+    assert "available: burst, card-testing, diurnal, high, low, normal" in message
 
 
 @pytest.mark.parametrize("name", ["../outside", "high/../../outside", "", ".hidden"])
@@ -445,7 +464,8 @@ def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) ->
         (
             "profiles:\n  high: {intervl_s: 1, min_records: 1, max_records: 2}\n",
             "profiles.high.intervl_s: unknown key — did you mean 'interval_s'? (expected one of:"
-            " interval_s, min_records, max_records, topic, seed, key, id, timestamp, kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, preset)",
+            " interval_s, min_records, max_records, topic, seed, key, id, timestamp,"
+            " kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, preset)",
         ),
         (
             MINIMAL + "kafak: {}\n",

@@ -289,3 +289,94 @@ def test_apply_refuses_when_not_running(dataset: Dataset) -> None:
     fleet = Fleet(config, dataset, FakeSink())
     with pytest.raises(RuntimeError, match="not running"):
         asyncio.run(fleet.apply(config))
+
+
+def test_shaped_profile_counts_what_it_sent_and_sends_what_it_scheduled_at_stop(
+    dataset: Dataset,
+) -> None:
+    """A profile with fraud, labels, duplicates and held-back events: at stop its scheduled
+    messages (labels due in an hour, held events) still go out, and every counter matches what
+    the sink received."""
+    config = make_config(
+        p={
+            "interval_s": 0.001,
+            "min_records": 5,
+            "max_records": 5,
+            "id": "fresh",
+            "scenario": {"kind": "velocity", "probability": 0.5, "window_s": 0.01},
+            "labels": {"topic": "labels", "delay_s": 3600},
+            "duplicates": {"fraction": 0.1},
+            "out_of_order": {"fraction": 0.1, "max_delay_s": 3600},
+        }
+    )
+
+    async def scenario() -> tuple[Fleet, FakeSink]:
+        stop = asyncio.Event()
+        sink = FakeSink(on_produce=stop_after(500, stop))
+        fleet = await run_fleet(config, dataset, sink, stop)
+        sink.ack()
+        return fleet, sink
+
+    fleet, sink = asyncio.run(scenario())
+    stats = fleet.stats["p"]
+    assert stats.labels is not None
+    events = [s for s in sink.sent if s.topic == "tx"]
+    labels = [s for s in sink.sent if s.topic == "labels"]
+    fraud = [s for s in events if dict(s.headers)["fraud"] == b"true"]
+    assert stats.produced == stats.delivered == len(events)
+    assert stats.labels.produced == stats.labels.delivered == len(labels)
+    # Labels were due in an hour: all of them went out at stop, one per fraud event.
+    assert sorted(json.loads(s.value)["id"].encode() for s in labels) == sorted(
+        s.value[7:43] for s in fraud
+    )
+    assert stats.fraud_events == {"velocity": len(fraud)}
+    assert fraud
+    assert stats.occurrences["velocity"] == len({dict(s.headers)["scenario_id"] for s in fraud})
+    assert stats.reordered > 0
+    assert stats.duplicates > 0
+    values = [s.value for s in events]
+    assert len(values) - len(set(values)) == stats.duplicates
+    summary = stats.snapshot(0.0)
+    assert summary["scenarios"] == {
+        "velocity": {"occurrences": stats.occurrences["velocity"], "events": len(fraud)}
+    }
+    assert summary["labels"]["delivered"] == len(labels)
+
+
+def test_max_messages_is_exact_across_profiles_under_backpressure(dataset: Dataset) -> None:
+    """Exactly N events over every profile, however the last batches interleave with a full
+    queue; the labels of the fraud events among them are sent on top and not counted."""
+    config = make_config(
+        a={"interval_s": 0.001, "min_records": 7, "max_records": 13},
+        b={"interval_s": 0.001, "min_records": 1, "max_records": 30, "id": "fresh"},
+        c={
+            "interval_s": 0.001,
+            "min_records": 3,
+            "max_records": 9,
+            "scenario": {"kind": "amount-outlier", "probability": 0.5},
+            "labels": {"topic": "labels", "delay_s": 3600},
+        },
+    )
+
+    class SlowBroker(FakeSink):
+        async def wait_for_space(self, stop: asyncio.Event) -> None:
+            await asyncio.sleep(0)  # let the other profiles run into the full queue too
+            self.ack()
+
+    async def scenario() -> tuple[Fleet, FakeSink]:
+        sink = SlowBroker(capacity=4)
+        fleet = Fleet(config, dataset, sink, max_messages=1000)
+        await asyncio.wait_for(fleet.run(asyncio.Event()), timeout=30)  # stops by itself
+        sink.ack()
+        return fleet, sink
+
+    fleet, sink = asyncio.run(scenario())
+    events = [s for s in sink.sent if s.topic == "tx"]
+    labels = [s for s in sink.sent if s.topic == "labels"]
+    fraud = [s for s in events if dict(s.headers).get("fraud") == b"true"]
+    assert sink.buffer_errors > 0
+    assert len(events) == 1000 == sum(s.produced for s in fleet.stats.values())
+    assert fraud
+    assert sorted(json.loads(s.value)["id"].encode() for s in labels) == sorted(
+        s.value[7:43] for s in fraud
+    )

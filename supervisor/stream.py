@@ -1,0 +1,305 @@
+"""What one profile sends when it shapes event time or injects labelled fraud.
+
+A plain profile (sampling plus the id/timestamp rewrite) goes through the fleet's fast path. A
+profile with any of `timestamp: shift`, `kafka_timestamp: event`, `late`, `out_of_order`,
+`duplicates` or `scenario` is run by a `ProfileStream`, which turns each tick into the messages to
+send now and keeps the ones due later in a timed queue: held-back (out-of-order) events, delayed
+duplicates, the scheduled events of a fraud occurrence and the labels that follow fraud events.
+
+Everything is decided on the profile's own RNG, in a fixed order, and timed on the profile's run
+clock (seconds since its start, from the pacer's deadlines, never from when a tick happened to
+run): with a `seed`, two runs emit the same sequence; only wall-clock timestamps differ.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Final, NamedTuple
+
+from supervisor.config import Config, ProfileSettings
+from supervisor.dataset import ID_SPAN, Dataset, field_text
+from supervisor.errors import DatasetError
+from supervisor.events import epoch_ms, fresh_uuids, iso_timestamp, rewrite
+from supervisor.sampling import Sampler
+from supervisor.scenarios import Occurrence, ScenarioPlanner, with_amount
+from supervisor.sink import Headers
+
+LATE: Final = "late"
+REORDERED: Final = "reordered"
+DUPLICATE: Final = "duplicate"
+LABEL: Final = "label"
+FRAUD: Final = "fraud:"
+"""Tally prefix of a fraud event, followed by its scenario kind."""
+
+
+class Outgoing(NamedTuple):
+    """One message to produce, and the counters it adds to once the producer accepted it."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: Headers
+    timestamp_ms: int
+    """Kafka timestamp (Unix ms); 0 lets the producer stamp it."""
+    tally: tuple[str, ...] = ()
+    label: tuple[float, Outgoing] | None = None
+    """The ground-truth label of a fraud event and the run time it is due: scheduled once the
+    event itself was produced, so that no label ever names an event that was not sent."""
+
+
+class ProfileStream:
+    """The messages of one profile, tick by tick, and the ones it scheduled for later."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ProfileSettings,
+        dataset: Dataset,
+        rng: random.Random,
+        *,
+        topic: str,
+        headers: Headers,
+        wall_start_s: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._rng = rng
+        self._topic = topic
+        self._wall_start = wall_start_s
+        self._wall_clock = wall_clock
+        self._key = settings.key
+        self._event_ts = settings.kafka_timestamp == "event"
+        scenario = settings.scenario
+        self._plain_headers: Headers = [*headers, ("fraud", b"false")] if scenario else headers
+        self._base_headers = headers
+        self._fraud_headers: dict[bytes, Headers] = {}
+        self._timed: list[tuple[float, int, Outgoing]] = []
+        self._order = itertools.count()
+        self.occurrences: dict[str, int] = {}
+        """Occurrences started, by scenario kind (counted when planned)."""
+        self.use(dataset)
+
+    def use(self, dataset: Dataset) -> None:
+        """Sample `dataset` from the next tick on (a reload replaced it). Raises DatasetError
+        when its rows cannot support the profile's scenario."""
+        settings = self._settings
+        self._dataset = dataset
+        self._values = dataset.values
+        self._spans = dataset.ts_spans
+        needs_epochs = settings.timestamp != "now" and (
+            settings.timestamp == "shift"
+            or settings.late is not None
+            or self._event_ts
+            or settings.scenario is not None
+        )
+        self._epochs = dataset.epochs() if needs_epochs else None
+        self._shift = 0.0
+        if settings.timestamp == "shift":
+            # The dataset's latest moment becomes the run's start: every gap between records is
+            # kept and every event time is in the past (brokers refuse timestamps too far in the
+            # future: log.message.timestamp.after.max.ms is one hour by default since Kafka 3.6).
+            assert self._epochs is not None
+            self._shift = self._wall_start - max(self._epochs)
+        self._sampler = Sampler(len(dataset), settings.min_records, settings.max_records, self._rng)
+        self._planner: ScenarioPlanner | None = None
+        if settings.scenario is not None:
+            # Its own generator, seeded from the profile's: which occurrences happen never
+            # depends on how they interleave with the ticks, which a wall-clock schedule moves.
+            planner_rng = random.Random(self._rng.getrandbits(64))
+            try:
+                self._planner = ScenarioPlanner(settings.scenario, dataset, planner_rng)
+            except DatasetError as exc:
+                raise DatasetError(f"profiles.{self.name}.{exc}") from None
+
+    # -- the timed queue ------------------------------------------------------------------------
+
+    def next_due_s(self) -> float:
+        """Run time of the earliest scheduled message (inf when none)."""
+        return self._timed[0][0] if self._timed else float("inf")
+
+    def due(self, upto_s: float) -> list[Outgoing]:
+        """Remove and return, in order, the scheduled messages due at or before `upto_s`."""
+        timed = self._timed
+        out = []
+        while timed and timed[0][0] <= upto_s:
+            out.append(heapq.heappop(timed)[2])
+        return out
+
+    def pending(self) -> list[Outgoing]:
+        """Remove and return every scheduled message (the profile is stopping: held-back events,
+        duplicates, fraud events and labels all go out now rather than never)."""
+        return self.due(float("inf"))
+
+    def schedule(self, at_s: float, message: Outgoing) -> None:
+        """Send `message` at run time `at_s` (after everything already due by then)."""
+        heapq.heappush(self._timed, (at_s, next(self._order), message))
+
+    # -- one tick -------------------------------------------------------------------------------
+
+    def tick(self, at_s: float) -> list[Outgoing]:
+        """The batch due at run time `at_s`, as messages to send now; schedules the rest."""
+        settings = self._settings
+        rng = self._rng
+        now_s = self._wall_clock()
+        rows = self._sampler.draw()
+        n = len(rows)
+        plan = self._planner.tick(at_s, n) if self._planner is not None else None
+        for occurrence in plan.started if plan is not None else ():
+            # A tick running late (a saturated profile) moves its occurrences' event times along:
+            # fraud events are never stamped older than the traffic around them.
+            self._start(occurrence, max(0.0, now_s - (self._wall_start + at_s)))
+        replaced = plan.replaced if plan is not None else {}
+
+        fresh = settings.id == "fresh"
+        ids = fresh_uuids(rng, n if fresh else len(replaced))
+        now_text = iso_timestamp(now_s) if settings.timestamp == "now" else None
+        late, out_of_order, duplicates = settings.late, settings.out_of_order, settings.duplicates
+        topic = self._topic
+        out: list[Outgoing] = []
+        next_id = 0
+        for j, row in enumerate(rows):
+            fraud: Occurrence | None = None
+            if j in replaced:
+                row, fraud = replaced[j]
+            new_id = None
+            if fresh or fraud is not None:
+                new_id = ids[36 * next_id : 36 * next_id + 36]
+                next_id += 1
+            tally: tuple[str, ...] = ()
+            epoch = now_s if now_text is not None else self._row_epoch(row)
+            ts = now_text
+            if late is not None and rng.random() < late.fraction:
+                epoch -= rng.uniform(0.0, late.max_delay_s)
+                ts = iso_timestamp(epoch)
+                tally = (LATE,)
+            elif settings.timestamp == "shift":
+                ts = iso_timestamp(epoch)
+            value = rewrite(
+                self._values[row], self._spans[2 * row], self._spans[2 * row + 1], id=new_id, ts=ts
+            )
+            headers = self._plain_headers
+            label = None
+            if fraud is not None:
+                headers = self._headers_of(fraud)
+                tally = (*tally, FRAUD + fraud.kind)
+                label = self._label(at_s, value, fraud)
+            message = Outgoing(
+                topic,
+                value,
+                None if self._key is None else field_text(value, self._key),
+                headers,
+                epoch_ms(epoch) if self._event_ts else 0,
+                tally,
+                label,
+            )
+            send_at = at_s
+            if out_of_order is not None and rng.random() < out_of_order.fraction:
+                send_at += rng.uniform(0.0, out_of_order.max_delay_s)
+                self.schedule(send_at, message._replace(tally=(*tally, REORDERED)))
+            else:
+                out.append(message)
+            if duplicates is not None and rng.random() < duplicates.fraction:
+                # The upstream's retry: always after the original (scheduled later, or at the
+                # same time and so released after it).
+                copy = message._replace(tally=(DUPLICATE,), label=None)
+                if duplicates.max_delay_s > 0:
+                    send_at += rng.uniform(0.0, duplicates.max_delay_s)
+                if send_at == at_s:
+                    out.append(copy)
+                else:
+                    self.schedule(send_at, copy)
+        return out
+
+    def _row_epoch(self, row: int) -> float:
+        epochs = self._epochs
+        return 0.0 if epochs is None else epochs[row] + self._shift
+
+    def _start(self, occurrence: Occurrence, lag_s: float) -> None:
+        """Schedule the events of a fraud occurrence, each built from its real row."""
+        self.occurrences[occurrence.kind] = self.occurrences.get(occurrence.kind, 0) + 1
+        if not occurrence.events:
+            return
+        headers = self._headers_of(occurrence)
+        tally = (FRAUD + occurrence.kind,)
+        ids = fresh_uuids(self._rng, len(occurrence.events))
+        # The occurrence is as compact in event time as on the run clock: it starts at the run's
+        # wall-clock time (`now`), or at its first row's own (shifted) time (`keep`, `shift`).
+        if self._settings.timestamp == "now":
+            start = self._wall_start + occurrence.start_s + lag_s
+        else:
+            start = self._row_epoch(occurrence.events[0].row)
+        for k, event in enumerate(occurrence.events):
+            row = event.row
+            epoch = start + (event.at_s - occurrence.start_s)
+            ts = iso_timestamp(epoch)
+            value = rewrite(
+                self._values[row],
+                self._spans[2 * row],
+                self._spans[2 * row + 1],
+                id=ids[36 * k : 36 * k + 36],
+                ts=ts,
+            )
+            if event.amount is not None:
+                value = with_amount(value, event.amount)
+            message = Outgoing(
+                self._topic,
+                value,
+                None if self._key is None else field_text(value, self._key),
+                headers,
+                epoch_ms(epoch) if self._event_ts else 0,
+                tally,
+                self._label(event.at_s, value, occurrence),
+            )
+            self.schedule(event.at_s, message)
+
+    def _headers_of(self, occurrence: Occurrence) -> Headers:
+        headers = self._fraud_headers.get(occurrence.id)
+        if headers is None:
+            if len(self._fraud_headers) > 1024:  # occurrences are short-lived
+                self._fraud_headers.clear()
+            headers = self._fraud_headers[occurrence.id] = [
+                *self._base_headers,
+                ("fraud", b"true"),
+                ("scenario", occurrence.kind.encode()),
+                ("scenario_id", occurrence.id),
+            ]
+        return headers
+
+    def _label(
+        self, at_s: float, value: bytes, occurrence: Occurrence
+    ) -> tuple[float, Outgoing] | None:
+        """The label of the fraud event `value` due at run time `at_s`, and when it is due."""
+        labels = self._settings.labels
+        if labels is None:
+            return None
+        event_id = value[ID_SPAN[0] : ID_SPAN[1]]
+        label = json.dumps(
+            {
+                "id": event_id.decode(),
+                "label": "fraud",
+                "scenario": occurrence.kind,
+                "scenario_id": occurrence.id.decode(),
+            },
+            separators=(",", ":"),
+        ).encode()
+        delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
+        return at_s + delay, Outgoing(
+            labels.topic, label, event_id, self._base_headers, 0, (LABEL,)
+        )
+
+
+def check_scenarios(config: Config, dataset: Dataset) -> None:
+    """Raise DatasetError (naming the profile) if `dataset` cannot support a profile's fraud
+    scenario, e.g. its merchant has no debits: refused before anything is sent."""
+    for name, settings in config.profiles.items():
+        if settings.scenario is not None:
+            try:
+                ScenarioPlanner(settings.scenario, dataset, random.Random(0))
+            except DatasetError as exc:
+                raise DatasetError(f"profiles.{name}.{exc}") from None

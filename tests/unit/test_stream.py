@@ -1,0 +1,264 @@
+"""ProfileStream: event-time shaping, labelled fraud events, labels and reproducibility.
+
+Driven tick by tick on its run clock (no event loop, no sleeps); the wall clock is a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from supervisor.config import ProfileSettings
+from supervisor.dataset import FIELDS, Dataset, load_dataset
+from supervisor.stream import DUPLICATE, FRAUD, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+
+WALL_START = 1_790_000_000.0  # 2026-09-22: a fixed "now" for the stream's wall clock
+HEADERS = [("profile", b"p"), ("instance", b"i")]
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return load_dataset("data/transactions.csv")
+
+
+def stream_of(dataset: Dataset, seed: int = 1, **settings: Any) -> ProfileStream:
+    profile = ProfileSettings.model_validate(
+        {"interval_s": 1, "min_records": 5, "max_records": 15, **settings}
+    )
+    return ProfileStream(
+        "p",
+        profile,
+        dataset,
+        random.Random(seed),
+        topic="tx",
+        headers=HEADERS,
+        wall_start_s=WALL_START,
+        wall_clock=lambda: WALL_START + 1000.0,
+    )
+
+
+def sent(stream: ProfileStream, messages: list[Outgoing]) -> list[Outgoing]:
+    """`messages`, as the fleet's sender handles them once produced: a fraud event's label is
+    scheduled then."""
+    for m in messages:
+        if m.label is not None:
+            stream.schedule(*m.label)
+    return messages
+
+
+def run(stream: ProfileStream, ticks: int, interval_s: float = 1.0) -> list[Outgoing]:
+    """Every message in send order over `ticks` ticks, then what was still scheduled."""
+    out: list[Outgoing] = []
+    for k in range(ticks):
+        at = k * interval_s
+        out += sent(stream, stream.due(at))
+        out += sent(stream, stream.tick(at))
+    out += sent(stream, stream.pending())
+    return out + stream.pending()
+
+
+def epoch_of(value: bytes) -> float:
+    return datetime.fromisoformat(json.loads(value)["timestamp"]).timestamp()
+
+
+def test_plain_settings_send_the_sampled_rows_unchanged(dataset: Dataset) -> None:
+    out = run(stream_of(dataset, kafka_timestamp="event"), 50)
+    rows = set(dataset.values)
+    assert out
+    assert all(m.value in rows and m.headers == HEADERS and m.tally == () for m in out)
+    # Kafka timestamps follow the (kept) event time of each row.
+    assert all(m.timestamp_ms == round(epoch_of(m.value) * 1000) for m in out)
+
+
+def test_shift_keeps_every_gap_and_maps_the_latest_row_to_the_start(dataset: Dataset) -> None:
+    out = run(stream_of(dataset, timestamp="shift", kafka_timestamp="event"), 100)
+    offset = WALL_START - max(dataset.epochs())
+    assert all(epoch_of(m.value) <= WALL_START for m in out)
+    by_id = {json.loads(v)["id"]: v for v in dataset.values}
+    for m in out:
+        original = by_id[json.loads(m.value)["id"]]
+        assert epoch_of(m.value) == pytest.approx(epoch_of(original) + offset, abs=1e-3)
+        assert m.timestamp_ms == round(epoch_of(m.value) * 1000)
+        # Only the timestamp changed.
+        changed = {k for k in FIELDS if json.loads(m.value)[k] != json.loads(original)[k]}
+        assert changed == {"timestamp"}
+
+
+def test_late_events_are_older_by_at_most_max_delay(dataset: Dataset) -> None:
+    out = run(stream_of(dataset, timestamp="now", late={"fraction": 0.3, "max_delay_s": 600}), 200)
+    now = WALL_START + 1000.0
+    late = [m for m in out if LATE in m.tally]
+    on_time = [m for m in out if LATE not in m.tally]
+    assert 0.25 < len(late) / len(out) < 0.35
+    assert all(now - 600 - 1e-3 <= epoch_of(m.value) < now for m in late)
+    assert all(epoch_of(m.value) == pytest.approx(now, abs=1e-3) for m in on_time)
+
+
+def test_out_of_order_events_are_held_back_within_the_bound(dataset: Dataset) -> None:
+    stream = stream_of(dataset, out_of_order={"fraction": 0.2, "max_delay_s": 3})
+    sent_at: dict[bytes, float] = {}
+    planned_at: dict[bytes, float] = {}
+    for k in range(300):
+        for m in stream.due(float(k)):
+            sent_at[m.value] = float(k)
+            assert REORDERED in m.tally
+        batch_values = [m.value for m in stream.tick(float(k))]
+        for v in batch_values:
+            sent_at.setdefault(v, float(k))
+        # Everything drawn this tick: sent now, or scheduled within the bound.
+        assert stream.next_due_s() <= k + 3 or stream.next_due_s() == float("inf")
+        for v in batch_values:
+            planned_at.setdefault(v, float(k))
+    held = [v for v, t in sent_at.items() if v not in planned_at or t > planned_at[v]]
+    assert held, "nothing was reordered"
+    assert 0.15 < len(held) / len(sent_at) < 0.25
+
+
+def test_duplicates_are_exact_copies(dataset: Dataset) -> None:
+    out = run(stream_of(dataset, id="fresh", duplicates={"fraction": 0.1}), 200)
+    copies = [m for m in out if m.tally == (DUPLICATE,)]
+    originals = {m.value: m for m in out if m.tally != (DUPLICATE,)}
+    assert 0.07 < len(copies) / len(originals) < 0.13
+    for copy in copies:
+        original = originals[copy.value]  # fresh ids: a copy's value matches only its original
+        assert (copy.key, copy.headers, copy.timestamp_ms) == (
+            original.key,
+            original.headers,
+            original.timestamp_ms,
+        )
+
+
+def test_fraud_events_are_labelled_and_their_labels_follow_after_the_delay(
+    dataset: Dataset,
+) -> None:
+    stream = stream_of(
+        dataset,
+        timestamp="now",
+        key="id",
+        scenario={"kind": "card-testing", "probability": 0.2, "window_s": 5},
+        labels={"topic": "labels", "delay_s": 30},
+    )
+    timeline: list[tuple[float, Outgoing]] = []
+    for k in range(200):
+        timeline += [(float(k), m) for m in sent(stream, stream.due(float(k)))]
+        timeline += [(float(k), m) for m in sent(stream, stream.tick(float(k)))]
+    fraud = [(t, m) for t, m in timeline if m.tally and m.tally[0].startswith(FRAUD)]
+    labels = [(t, m) for t, m in timeline if m.tally == (LABEL,)]
+    normal = [m for _, m in timeline if not m.tally]
+    assert fraud
+    assert labels
+    assert normal
+    assert all(dict(m.headers)["fraud"] == b"false" for m in normal)
+    by_id: dict[str, tuple[float, Outgoing]] = {}
+    for t, m in fraud:
+        headers = dict(m.headers)
+        assert headers["fraud"] == b"true"
+        assert headers["scenario"] == b"card-testing"
+        value = json.loads(m.value)
+        assert list(value) == list(FIELDS)  # the seed's seven fields, nothing more
+        assert 0.5 <= float(value["amount"]) <= 2.0
+        assert m.key == value["id"].encode()
+        by_id[value["id"]] = (t, m)
+    for t, label in labels:
+        assert label.topic == "labels"
+        body = json.loads(label.value)
+        event_t, event = by_id[body["id"]]
+        assert body == {
+            "id": body["id"],
+            "label": "fraud",
+            "scenario": "card-testing",
+            "scenario_id": dict(event.headers)["scenario_id"].decode(),
+        }
+        assert t >= event_t + 30 - 1  # released on the first tick at or after its due time
+    # Each occurrence hits one merchant; every fraud event of this run has its label pending
+    # or sent.
+    pending = sent(stream, stream.pending())
+    pending += stream.pending()  # the labels of the fraud events just sent
+    pending_fraud = [m for m in pending if m.tally and m.tally[0].startswith(FRAUD)]
+    pending_labels = [m for m in pending if m.tally == (LABEL,)]
+    assert len(labels) + len(pending_labels) == len(fraud) + len(pending_fraud)
+    merchants: dict[bytes, set[str]] = {}
+    for m in [m for _, m in fraud] + pending_fraud:
+        merchants.setdefault(dict(m.headers)["scenario_id"], set()).add(
+            json.loads(m.value)["merchant"]
+        )
+    assert all(len(names) == 1 for names in merchants.values())
+    assert stream.occurrences["card-testing"] == len(merchants)
+
+
+def test_merchant_compromise_rewrites_batch_positions(dataset: Dataset) -> None:
+    stream = stream_of(
+        dataset,
+        id="fresh",
+        scenario={
+            "kind": "merchant-compromise",
+            "probability": 1.0,
+            "duration_s": 1000,
+            "share": 0.5,
+            "merchant": "LIDL",
+        },
+    )
+    out = run(stream, 100)
+    fraud = [m for m in out if m.tally == (FRAUD + "merchant-compromise",)]
+    assert 0.4 < len(fraud) / len(out) < 0.6
+    assert {json.loads(m.value)["merchant"] for m in fraud} == {"LIDL"}
+    assert len({dict(m.headers)["scenario_id"] for m in fraud}) == 1
+
+
+def test_a_seed_repeats_the_whole_sequence_but_wall_clock_timestamps(dataset: Dataset) -> None:
+    settings: dict[str, Any] = {
+        "id": "fresh",
+        "timestamp": "now",
+        "key": "merchant",
+        "late": {"fraction": 0.1, "max_delay_s": 60},
+        "out_of_order": {"fraction": 0.1, "max_delay_s": 2},
+        "duplicates": {"fraction": 0.05, "max_delay_s": 1},
+        "scenario": {"kind": "velocity", "every_s": 5},
+        "labels": {"topic": "labels", "delay_s": 3, "jitter_s": 2},
+    }
+
+    def sequence(seed: int, wall: float) -> list[tuple[Any, ...]]:
+        profile = ProfileSettings.model_validate(
+            {"interval_s": 1, "min_records": 5, "max_records": 15, **settings}
+        )
+        stream = ProfileStream(
+            "p",
+            profile,
+            dataset,
+            random.Random(seed),
+            topic="tx",
+            headers=HEADERS,
+            wall_start_s=wall,
+            wall_clock=lambda: wall + 5.0,
+        )
+        return [
+            (m.topic, {**json.loads(m.value), "timestamp": None}, m.key, m.headers, m.tally)
+            for m in run(stream, 300)
+        ]
+
+    first, again = sequence(7, WALL_START), sequence(7, WALL_START + 86_400)
+    assert first == again
+    assert {t[-1][0] for t in first if t[-1]} >= {LATE, REORDERED, DUPLICATE, LABEL}
+    assert sequence(8, WALL_START) != first
+
+
+@pytest.mark.parametrize("mode", ["keep", "shift", "now"])
+def test_an_occurrence_is_as_compact_in_event_time_as_on_the_run_clock(
+    dataset: Dataset, mode: str
+) -> None:
+    stream = stream_of(
+        dataset,
+        timestamp=mode,
+        scenario={"kind": "card-testing", "probability": 0.3, "window_s": 20},
+    )
+    by_occurrence: dict[bytes, list[float]] = {}
+    for m in run(stream, 100):
+        if m.tally:
+            by_occurrence.setdefault(dict(m.headers)["scenario_id"], []).append(epoch_of(m.value))
+    assert len(by_occurrence) > 5
+    for epochs in by_occurrence.values():
+        assert max(epochs) - min(epochs) <= 20 + 1e-3
