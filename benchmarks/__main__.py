@@ -1,9 +1,10 @@
 """`python -m benchmarks` (`make bench`): the whole benchmark suite against real local servers.
 
 Groups (`--only NAME`, repeatable or comma-separated; `--list` shows them):
-  throughput       the run path vs produce()+poll(0) and kcat, msg/s and ratio
+  throughput       the run path (fast and stream paths) vs produce()+poll(0) and kcat, msg/s
   presets          cadence, tick lateness, delivery latency, CPU/RSS, SIGTERM->exit at the presets
   rate             one profile configured for 100,000 msg/s: achieved vs target
+  schedule         burst, compressed diurnal day and ramp schedules: ticks per window vs integral
   scale            1, 10, 100, 1,000 profiles at the normal preset
   dataset          load + validate of 10k and 1M rows from S3; start to first message
   producer_choice  AIOProducer vs the sync Producer (benchmarks/producer_choice.py)
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dataset, presets, producer_choice, rate, scale, throughput
+from benchmarks import dataset, presets, producer_choice, rate, scale, schedule, throughput
 from benchmarks.harness import (
     RESULTS_DIR,
     ROOT,
@@ -45,12 +46,13 @@ GROUPS: dict[str, Callable[[Context], GroupResult]] = {
     "throughput": throughput.run,
     "presets": presets.run,
     "rate": rate.run,
+    "schedule": schedule.run,
     "scale": scale.run,
     "dataset": dataset.run,
     "producer_choice": producer_choice.run,
 }
 ALIASES: dict[str, tuple[str, ...]] = {
-    "cadence": ("presets", "rate"),
+    "cadence": ("presets", "rate", "schedule"),
     "latency": ("presets",),
     "overhead": ("presets",),
     "shutdown": ("presets",),

@@ -1,6 +1,6 @@
 """Throughput through the real `run` path against a confluent-kafka reference loop and kcat.
 
-In-process: a `Config` with one unthrottled profile (interval_s 1e-6, batches of 1000) goes to
+In-process: a `Config` with one saturated profile (batches of 1000) goes to
 `supervisor.app.serve()` inside `asyncio.Runner(loop_factory=uvloop.new_event_loop)`, exactly as
 the CLI runs it; a watcher task sets the stop Event once the fleet has produced N messages, and the
 run is timed from the profile's first batch until `serve()` returns (its flush included). The
@@ -10,13 +10,21 @@ the instance: nothing is added to the per-message path.
 Series, on one broker per round, each on its own 3-partition topic, over the seed's message values
 (data/transactions.csv, pre-serialized by `load_dataset`):
 - ref:         `produce()` + `poll(0)` with a counting delivery callback, same producer config;
-- ref+headers: the same plus the `profile` header the run path adds to every message;
-- run keep:    the run path, `id: keep`, `timestamp: keep`;
-- run fresh/now: the run path, `id: fresh`, `timestamp: now` (a UUID and a clock read spliced in);
+- ref+headers: the same plus the `profile` and `instance` headers the run path adds to every
+               message;
+- run keep:    the run path's fast path, `id: keep`, `timestamp: keep` (interval 1 us);
+- run fresh/now: the fast path, `id: fresh`, `timestamp: now` (a UUID and a clock read spliced in);
+- run card-testing: the stream path (`ProfileStream`) with a labelled card-testing scenario, as
+               profiles/card-testing.yaml (fresh/now, Kafka timestamp = event time), ~1% of events
+               fraud, labels on a side topic;
+- run event-time: the stream path with 5% late events, 5% out of order, 1% duplicates and the
+               Kafka timestamp = event time (fresh/now);
 - kcat:        `kcat -P -l FILE` of the same payloads, same properties: the C client's ceiling
                (its figure includes process start and connection, a few ms).
-Rounds interleave the series; the figure of a series is the median over rounds, and each ratio is
-taken within a round (same broker, same minute) before the median.
+The two stream-path series tick every 4 ms (`SHAPED_INTERVAL_S`, why below) instead of every 1 us;
+both run saturated all the same. Rounds interleave the series; the figure of a series is the
+median over rounds, and each ratio is taken within a round (same broker, same minute) before the
+median: to ref, and to run fresh/now, the fast path with the same id and timestamp rewrite.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import os
 import random
 import resource
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -47,12 +56,63 @@ from benchmarks.harness import (
     seed_payloads,
 )
 from supervisor.config import PRODUCER_DEFAULTS, Config
-from supervisor.fleet import Fleet
+from supervisor.fleet import LATENCY_SAMPLES_PER_S, Fleet
 from tests.services import TansuBroker, start_tansu
 
 BATCH = 1000
 INTERVAL_S = 1e-6
-SERIES = ("ref", "ref+headers", "run keep", "run fresh/now", "kcat")
+FLOOD_PROFILE: dict[str, Any] = {
+    "interval_s": INTERVAL_S,
+    "min_records": BATCH,
+    "max_records": BATCH,
+    "seed": 1,
+}
+SHAPED_INTERVAL_S = 0.004
+"""The shaped series' ticks: 1,000 events every 4 ms, 250,000 msg/s nominal, above what the
+stream path sustains, so they run saturated like the other run series (checked: behind schedule
+on every tick) while their run clock, which scenario occurrences and every delay follow, still
+advances: a saturated profile's run clock is its ticks' deadlines, 4 ms per batch of 1,000, so
+it runs at achieved / nominal of real time. At `INTERVAL_S` it would crawl 1 us a batch and every
+delayed message would wait for the stop. The timings below are set in that clock, as shares of
+the stream: fraud events a share of events, delays a number of ticks."""
+SHAPED: dict[str, dict[str, Any]] = {
+    # card-testing.yaml at 250k msg/s: ~1% of events are fraud (an occurrence of 10-40 attempts,
+    # 25 on average, every 0.01 s of run time, i.e. every 2,500 events), labelled on a side topic.
+    "run card-testing": {
+        "interval_s": SHAPED_INTERVAL_S,
+        "id": "fresh",
+        "timestamp": "now",
+        "kafka_timestamp": "event",
+        "scenario": {
+            "kind": "card-testing",
+            "every_s": 0.01,
+            "min_attempts": 10,
+            "max_attempts": 40,
+            "min_amount": 0.5,
+            "max_amount": 2.0,
+            "window_s": 0.25,
+        },
+        "labels": {"topic": "{labels}", "delay_s": 0.1, "jitter_s": 0.05},
+    },
+    # Event-time shaping: 5% late (event time up to a minute old), 5% held back and sent out of
+    # order (up to 50 ticks later), 1% duplicated (the copy up to 25 ticks later), Kafka timestamp
+    # = event time.
+    "run event-time": {
+        "interval_s": SHAPED_INTERVAL_S,
+        "id": "fresh",
+        "timestamp": "now",
+        "kafka_timestamp": "event",
+        "late": {"fraction": 0.05, "max_delay_s": 60},
+        "out_of_order": {"fraction": 0.05, "max_delay_s": 0.2},
+        "duplicates": {"fraction": 0.01, "max_delay_s": 0.1},
+    },
+}
+RUN_SERIES: dict[str, dict[str, Any]] = {
+    "run keep": {"id": "keep", "timestamp": "keep"},
+    "run fresh/now": {"id": "fresh", "timestamp": "now"},
+    **SHAPED,
+}
+SERIES = ("ref", "ref+headers", *RUN_SERIES, "kcat")
 
 
 def producer_config(bootstrap: str) -> dict[str, Any]:
@@ -84,7 +144,12 @@ def reference(
     def count(err: KafkaError | None, _msg: Message) -> None:
         counts["failed" if err is not None else "delivered"] += 1
 
-    hdrs: list[tuple[str, str | bytes | None]] | None = [("profile", b"flood")] if headers else None
+    # The headers the run path puts on every message of profile "flood" (supervisor.fleet).
+    run_headers: list[tuple[str, str | bytes | None]] = [
+        ("profile", b"flood"),
+        ("instance", socket.gethostname().encode()),
+    ]
+    hdrs = run_headers if headers else None
     producer.produce(topic, b"{}")  # warm-up: connection and producer id, not timed
     producer.flush(15)
     cpu0 = _client_cpu_s()
@@ -118,23 +183,14 @@ def reference(
 # --------------------------------------------------------------------------------------------
 
 
-def run_path(
-    bootstrap: str, topic: str, messages: int, *, id_mode: str, timestamp_mode: str
-) -> dict[str, Any]:
+def run_path(bootstrap: str, topic: str, messages: int, profile: dict[str, Any]) -> dict[str, Any]:
+    """`messages` through serve() with one profile named "flood" (`profile` over
+    `FLOOD_PROFILE`), timed from its first batch until serve() returns."""
     config = Config.model_validate(
         {
             "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
             "dataset": {"uri": str(SEED_DATASET)},
-            "profiles": {
-                "flood": {
-                    "interval_s": INTERVAL_S,
-                    "min_records": BATCH,
-                    "max_records": BATCH,
-                    "seed": 1,
-                    "id": id_mode,
-                    "timestamp": timestamp_mode,
-                }
-            },
+            "profiles": {"flood": FLOOD_PROFILE | profile},
             "shutdown_timeout_s": 120,
             "source": "benchmarks.throughput",
         }
@@ -176,16 +232,31 @@ async def _drive(config: Config, messages: int) -> dict[str, Any]:
     if summary is None or stats.first_batch_at is None:
         raise RuntimeError(f"the run produced nothing (exit code {code})")
     elapsed = ended - stats.first_batch_at
-    total = summary["total"]
+    entry = summary["profiles"]["flood"]
+    labels = entry["labels"] or {"produced": 0, "delivered": 0, "failed": 0, "undelivered": 0}
+    settings = config.profiles["flood"]
+    # Events and their labels are all messages the run put into Kafka; each count apart below.
+    delivered = entry["delivered"] + labels["delivered"]
     return {
-        "messages": total["produced"],
-        "delivered": total["delivered"],
-        "failed": total["failed"] + total["undelivered"],
+        "messages": entry["produced"] + labels["produced"],
+        "delivered": delivered,
+        "failed": entry["failed"] + entry["undelivered"] + labels["failed"] + labels["undelivered"],
         "elapsed_s": round(elapsed, 3),
-        "msg_per_s": total["delivered"] / elapsed,
-        "batches": total["batches"],
+        "msg_per_s": delivered / elapsed,
+        "batches": entry["batches"],
+        "behind_schedule": entry["behind_schedule"],
+        "run_clock_s": round(entry["batches"] * settings.interval_s, 6),
+        "events": entry["produced"],
+        "labels": labels["produced"],
+        "late": entry["late"],
+        "reordered": entry["reordered"],
+        "duplicates": entry["duplicates"],
+        "fraud_events": entry["fraud_events"],
+        "scenarios": entry["scenarios"],
         "exit_code": int(code),
-        "latency_ms": summary["profiles"]["flood"]["latency_ms"],
+        "latency_ms": entry["latency_ms"],
+        "latency_samples": stats.latency.count,
+        "latency_every": max(1, round(settings.records_per_s / LATENCY_SAMPLES_PER_S)),
         "client_cpu_s": cpu_s,
     }
 
@@ -266,21 +337,63 @@ def kcat_version(binary: str, lib_dir: Path) -> str:
 
 
 def _series(
-    series: str, bootstrap: str, topic: str, payloads: list[bytes], payload_file: Path
+    series: str,
+    bootstrap: str,
+    topic: str,
+    payloads: list[bytes],
+    payload_file: Path,
+    labels_topic: str | None,
 ) -> dict[str, Any]:
     if series == "ref":
         return reference(bootstrap, topic, payloads, headers=False)
     if series == "ref+headers":
         return reference(bootstrap, topic, payloads, headers=True)
-    if series == "run keep":
-        return run_path(bootstrap, topic, len(payloads), id_mode="keep", timestamp_mode="keep")
-    if series == "run fresh/now":
-        return run_path(bootstrap, topic, len(payloads), id_mode="fresh", timestamp_mode="now")
+    if series in RUN_SERIES:
+        profile = dict(RUN_SERIES[series])
+        if "labels" in profile:
+            assert labels_topic is not None
+            profile["labels"] = profile["labels"] | {"topic": labels_topic}
+        return run_path(bootstrap, topic, len(payloads), profile)
     binary, _ = find_kcat()
     assert binary is not None
     return kcat(
         binary, kcat_library_dir(payload_file.parent), bootstrap, topic, payload_file, len(payloads)
     )
+
+
+def _latency_note(runs: list[dict[str, Any]]) -> str:
+    """Delivery latency p99 (the depth of librdkafka's queue when saturated), when the fleet's
+    sampling (one delivery in `rate / LATENCY_SAMPLES_PER_S`) observed enough of them."""
+    samples = min(x["latency_samples"] for x in runs)
+    if samples < 100:
+        return (
+            f"latency: {samples} sample(s) a run, no p99 (1 delivery in "
+            f"{runs[0]['latency_every']:,} observed at this nominal rate)"
+        )
+    p99 = median([x["latency_ms"]["p99"] or float("nan") for x in runs])
+    return f"latency p99 {p99:.0f} ms (queue depth; >= {samples:,} samples a run)"
+
+
+def _shaping_note(runs: list[dict[str, Any]]) -> str:
+    """What a shaped series actually did, summed over its rounds, and whether it was saturated."""
+    events = sum(x["events"] for x in runs)
+    behind, batches = sum(x["behind_schedule"] for x in runs), sum(x["batches"] for x in runs)
+    speed = median([x["run_clock_s"] / x["elapsed_s"] for x in runs])
+    parts = []
+    fraud = sum(x["fraud_events"] for x in runs)
+    if fraud:
+        occurrences = sum(sum(k["occurrences"] for k in x["scenarios"].values()) for x in runs)
+        parts.append(
+            f"fraud {100 * fraud / events:.2f}% of events ({occurrences:,} occurrences), "
+            f"{sum(x['labels'] for x in runs):,} labels"
+        )
+    for key in ("late", "reordered", "duplicates"):
+        if any(x[key] for x in runs):
+            parts.append(f"{key} {100 * sum(x[key] for x in runs) / events:.2f}%")
+    parts.append(f"behind schedule on {behind:,} of {batches:,} ticks, run clock x{speed:.2f}")
+    if behind < 0.95 * batches:
+        parts.append("NOT saturated: the figure is the nominal rate, not the path's ceiling")
+    return "; ".join(parts)
 
 
 def run(ctx: Context) -> GroupResult:
@@ -314,9 +427,15 @@ def run(ctx: Context) -> GroupResult:
                 if series == "kcat" and not (binary and lib_dir):
                     continue
                 ctx.log(f"throughput round {r + 1}/{rounds}: {series}")
-                topic = ctx.new_topic(broker.bootstrap, series.replace(" ", "-").replace("/", "-"))
+                tag = series.replace(" ", "-").replace("/", "-")
+                topic = ctx.new_topic(broker.bootstrap, tag)
+                labels_topic = None
+                if "labels" in RUN_SERIES.get(series, {}):
+                    labels_topic = ctx.new_topic(broker.bootstrap, f"{tag}-labels")
                 broker0 = cpu_seconds(broker.process.pid)
-                got[series] = _series(series, broker.bootstrap, topic, payloads, payload_file)
+                got[series] = _series(
+                    series, broker.bootstrap, topic, payloads, payload_file, labels_topic
+                )
                 broker_s = cpu_seconds(broker.process.pid) - broker0
                 client_s = got[series]["client_cpu_s"]
                 got[series]["client_cpu_us_per_msg"] = 1e6 * client_s / got[series]["messages"]
@@ -330,13 +449,14 @@ def run(ctx: Context) -> GroupResult:
     result.data["payload_bytes_mean"] = round(sum(map(len, payloads)) / len(payloads), 1)
     table = Table(
         f"Throughput: {messages:,} messages per series, {rounds} round(s), "
-        f"median (min-max) delivered msg/s; ratio to ref within each round",
+        f"median (min-max) delivered msg/s; ratios within each round",
         [
             "series",
             "delivered msg/s",
             "min",
             "max",
             "ratio to ref",
+            "ratio to run fresh/now",
             "failed",
             "client CPU us/msg",
             "broker CPU us/msg",
@@ -352,23 +472,40 @@ def run(ctx: Context) -> GroupResult:
         ratios = [
             got[series]["msg_per_s"] / got["ref"]["msg_per_s"] for got in per_round if series in got
         ]
+        to_fresh = [
+            got[series]["msg_per_s"] / got["run fresh/now"]["msg_per_s"]
+            for got in per_round
+            if series in got and "run fresh/now" in got
+        ]
         failed = sum(x["failed"] for x in runs)
         extra = ""
-        if series.startswith("run"):
-            p99 = median([x["latency_ms"]["p99"] or float("nan") for x in runs])
-            extra = f"latency p99 {p99:.0f} ms (queue depth)"
-        summary[series] = {"msg_per_s": median(rates), "ratio": median(ratios)}
+        if series in RUN_SERIES:
+            extra = _latency_note(runs)
+        if series in SHAPED:
+            extra += "; " + _shaping_note(runs)
+        summary[series] = {
+            "msg_per_s": median(rates),
+            "ratio": median(ratios),
+            "ratio_to_fresh_now": median(to_fresh),
+            "client_cpu_us_per_msg": median([x["client_cpu_us_per_msg"] for x in runs]),
+        }
         table.add(
             series,
             median(rates),
             min(rates),
             max(rates),
             median(ratios),
+            median(to_fresh),
             failed,
             median([x["client_cpu_us_per_msg"] for x in runs]),
             median([x["broker_cpu_us_per_msg"] for x in runs]),
             extra,
         )
+    table.notes.append(
+        "run card-testing and run event-time go through the stream path (ProfileStream) at "
+        f"1,000 events every {1000 * SHAPED_INTERVAL_S:g} ms (saturated), the other run series "
+        "through the fast path; their msg/s counts events and labels alike"
+    )
     table.notes.append(
         f"payloads: {len(values):,} rows of data/transactions.csv, mean "
         f"{result.data['payload_bytes_mean']:.0f} B; producer: "
