@@ -113,12 +113,7 @@ class ProfileStats:
         """The summary entry of this profile."""
         return {
             "batches": self.batches,
-            "produced": self.produced,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "undelivered": self.undelivered,
-            "rejected": self.rejected,
-            "in_flight": self.in_flight,
+            **self.delivery_snapshot(),
             "bytes": self.bytes,
             "behind_schedule": self.behind_schedule,
             "restarts": self.restarts,
@@ -137,7 +132,7 @@ class ProfileStats:
         }
 
     def delivery_snapshot(self) -> dict[str, int]:
-        """Just the delivery accounting (for the labels of a profile)."""
+        """The delivery accounting: all of a labels entry, part of a profile's."""
         return {
             "produced": self.produced,
             "delivered": self.delivered,

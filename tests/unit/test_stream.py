@@ -25,7 +25,10 @@ def dataset() -> Dataset:
     return load_dataset("data/transactions.csv")
 
 
-def stream_of(dataset: Dataset, seed: int = 1, **settings: Any) -> ProfileStream:
+def stream_of(
+    dataset: Dataset, seed: int = 1, *, wall_start: float = WALL_START, **settings: Any
+) -> ProfileStream:
+    """A stream started at `wall_start`, its wall clock frozen 1000 s later."""
     profile = ProfileSettings.model_validate(
         {"interval_s": 1, "min_records": 5, "max_records": 15, **settings}
     )
@@ -36,8 +39,8 @@ def stream_of(dataset: Dataset, seed: int = 1, **settings: Any) -> ProfileStream
         random.Random(seed),
         topic="tx",
         headers=HEADERS,
-        wall_start_s=WALL_START,
-        wall_clock=lambda: WALL_START + 1000.0,
+        wall_start_s=wall_start,
+        wall_clock=lambda: wall_start + 1000.0,
     )
 
 
@@ -222,19 +225,7 @@ def test_a_seed_repeats_the_whole_sequence_but_wall_clock_timestamps(dataset: Da
     }
 
     def sequence(seed: int, wall: float) -> list[tuple[Any, ...]]:
-        profile = ProfileSettings.model_validate(
-            {"interval_s": 1, "min_records": 5, "max_records": 15, **settings}
-        )
-        stream = ProfileStream(
-            "p",
-            profile,
-            dataset,
-            random.Random(seed),
-            topic="tx",
-            headers=HEADERS,
-            wall_start_s=wall,
-            wall_clock=lambda: wall + 5.0,
-        )
+        stream = stream_of(dataset, seed, wall_start=wall, **settings)
         return [
             (m.topic, {**json.loads(m.value), "timestamp": None}, m.key, m.headers, m.tally)
             for m in run(stream, 300)
