@@ -104,6 +104,32 @@ def test_profile_counters_are_read_at_scrape_time(
     assert scrape(server)[("streaming_producer_messages_produced_total", h)] == 70
 
 
+def test_fraud_and_event_time_counters_by_profile_and_scenario(
+    telemetry: Telemetry, server: MetricsServer
+) -> None:
+    attack, plain = ProfileStats("attack"), ProfileStats("plain")
+    attack.labels = ProfileStats("attack", produced=9, delivered=6, failed=1, undelivered=1)
+    attack.occurrences["card-testing"] = 2
+    attack.fraud_events["card-testing"] = 11
+    attack.late, attack.reordered, attack.duplicates = 3, 4, 5
+    telemetry.watch({"attack": attack, "plain": plain})
+
+    metrics = scrape(server)
+    a = labels(profile="attack", instance_id="pod-1")
+    by_scenario = labels(profile="attack", scenario="card-testing", instance_id="pod-1")
+    assert metrics[("streaming_producer_fraud_occurrences_total", by_scenario)] == 2
+    assert metrics[("streaming_producer_fraud_events_total", by_scenario)] == 11
+    assert metrics[("streaming_producer_late_events_total", a)] == 3
+    assert metrics[("streaming_producer_reordered_events_total", a)] == 4
+    assert metrics[("streaming_producer_duplicate_events_total", a)] == 5
+    assert metrics[("streaming_producer_label_messages_produced_total", a)] == 9
+    assert metrics[("streaming_producer_label_messages_delivered_total", a)] == 6
+    assert metrics[("streaming_producer_label_messages_failed_total", a)] == 2  # + purged
+    plain_labels = labels(profile="plain", instance_id="pod-1")
+    assert ("streaming_producer_label_messages_produced_total", plain_labels) not in metrics
+    assert metrics[("streaming_producer_late_events_total", plain_labels)] == 0
+
+
 def test_in_flight_never_goes_negative_while_writers_race(
     telemetry: Telemetry, server: MetricsServer
 ) -> None:
