@@ -470,8 +470,9 @@ class Duplicates(_Settings):
 
 
 class _Scenario(_Settings):
-    every_s: _Seconds | None = None
-    """Mean seconds between occurrences (a Poisson process on the profile's clock)."""
+    every_s: Annotated[float, BeforeValidator(_plain_number), Field(ge=0.001)] | None = None
+    """Mean seconds between occurrences (a Poisson process on the profile's clock); at least
+    1 ms, so that a typo cannot plan millions of occurrences a second."""
     probability: _Fraction | None = None
     """Chance that an occurrence starts at each batch."""
 

@@ -88,6 +88,15 @@ def test_bundled_presets_match_the_seed(name: str, records_per_s: float) -> None
     assert "records/s" in first_line
 
 
+def test_a_scenario_more_often_than_every_millisecond_is_refused(tmp_path: Path) -> None:
+    message = load_error(
+        tmp_path,
+        "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 1,"
+        " scenario: {kind: velocity, every_s: 0.0000001}}\n",
+    )
+    assert "profiles.p.scenario.every_s: must be at least 0.001" in message
+
+
 def test_schedule_and_scenario_presets_are_what_their_comments_say() -> None:
     def preset(name: str) -> ProfileSettings:
         path = find_preset(name, REPO / "nowhere")
