@@ -404,13 +404,15 @@ class Fleet:
         rejected = RateLimitedLog(self._log, "message_rejected", every_s=FAILURE_LOG_EVERY_S)
 
         async def send(messages: list[Outgoing], stop: asyncio.Event) -> int:
+            limited = self._remaining is not None  # else no reservation to make per message
             for i, m in enumerate(messages):
                 target, callback = stats, on_delivery
-                if LABEL in m.tally:  # not counted against max_messages
+                tallies = m.tally
+                if tallies and LABEL in tallies:  # not counted against max_messages
                     assert labels is not None
                     assert on_label is not None
                     target, callback = labels, on_label
-                elif not self._take(1):
+                elif limited and not self._take(1):
                     return i
                 while True:
                     target.produced += 1
@@ -420,7 +422,7 @@ class Fleet:
                         target.produced -= 1
                         await sink.wait_for_space(stop)
                         if stop.is_set():
-                            if target is stats:
+                            if limited and target is stats:
                                 self._settle(1, 0)
                             return i
                         continue
@@ -430,12 +432,12 @@ class Fleet:
                         rejected(topic=m.topic, reason=str(exc))
                     else:
                         target.bytes += len(m.value)
-                        for tally in m.tally:
+                        for tally in tallies:
                             _count(stats, tally)
                         if m.label is not None:
                             stream.schedule(*m.label)
                     break
-                if target is stats:
+                if limited and target is stats:
                     self._settle(1, 1)
             return len(messages)
 

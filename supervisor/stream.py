@@ -29,6 +29,7 @@ from supervisor.sampling import Sampler
 from supervisor.scenarios import Occurrence, ScenarioPlanner, with_amount
 from supervisor.sink import Headers
 
+_ID_PREFIX: Final = b'{"id":"'
 LATE: Final = "late"
 REORDERED: Final = "reordered"
 DUPLICATE: Final = "duplicate"
@@ -159,52 +160,71 @@ class ProfileStream:
         fresh = settings.id == "fresh"
         ids = fresh_uuids(rng, n if fresh else len(replaced))
         now_text = iso_timestamp(now_s) if settings.timestamp == "now" else None
+        now_ms = epoch_ms(now_s)
         late, out_of_order, duplicates = settings.late, settings.out_of_order, settings.duplicates
-        topic = self._topic
+        shifting = settings.timestamp == "shift"
+        # The loop runs once per message: everything it reads is local, and each Outgoing is
+        # built by tuple.__new__ directly (a NamedTuple's own __new__ is a Python-level call).
+        topic, values, spans, epochs = self._topic, self._values, self._spans, self._epochs
+        key_field, event_ts, plain_headers = self._key, self._event_ts, self._plain_headers
+        offset = self._shift
+        draw = rng.random
+        new = tuple.__new__
         out: list[Outgoing] = []
         next_id = 0
         for j, row in enumerate(rows):
             fraud: Occurrence | None = None
-            if j in replaced:
+            if replaced and j in replaced:
                 row, fraud = replaced[j]
             new_id = None
             if fresh or fraud is not None:
                 new_id = ids[36 * next_id : 36 * next_id + 36]
                 next_id += 1
             tally: tuple[str, ...] = ()
-            epoch = now_s if now_text is not None else self._row_epoch(row)
             ts = now_text
-            if late is not None and rng.random() < late.fraction:
+            ts_ms = now_ms
+            if ts is not None:
+                epoch = now_s
+            else:
+                epoch = 0.0 if epochs is None else epochs[row] + offset
+                ts_ms = epoch_ms(epoch) if event_ts else 0
+            if late is not None and draw() < late.fraction:
                 epoch -= rng.uniform(0.0, late.max_delay_s)
                 ts = iso_timestamp(epoch)
+                ts_ms = epoch_ms(epoch)
                 tally = (LATE,)
-            elif settings.timestamp == "shift":
+            elif shifting:
                 ts = iso_timestamp(epoch)
-            value = rewrite(
-                self._values[row], self._spans[2 * row], self._spans[2 * row + 1], id=new_id, ts=ts
-            )
-            headers = self._plain_headers
+            value = values[row]
+            if ts is not None:
+                value = value[: spans[2 * row]] + ts + value[spans[2 * row + 1] :]
+            if new_id is not None:
+                value = _ID_PREFIX + new_id + value[ID_SPAN[1] :]
+            headers = plain_headers
             label = None
             if fraud is not None:
                 headers = self._headers_of(fraud)
                 tally = (*tally, FRAUD + fraud.kind)
                 label = self._label(at_s, value, fraud)
-            message = Outgoing(
-                topic,
-                value,
-                None if self._key is None else field_text(value, self._key),
-                headers,
-                epoch_ms(epoch) if self._event_ts else 0,
-                tally,
-                label,
+            message = new(
+                Outgoing,
+                (
+                    topic,
+                    value,
+                    None if key_field is None else field_text(value, key_field),
+                    headers,
+                    ts_ms if event_ts else 0,
+                    tally,
+                    label,
+                ),
             )
             send_at = at_s
-            if out_of_order is not None and rng.random() < out_of_order.fraction:
+            if out_of_order is not None and draw() < out_of_order.fraction:
                 send_at += rng.uniform(0.0, out_of_order.max_delay_s)
                 self.schedule(send_at, message._replace(tally=(*tally, REORDERED)))
             else:
                 out.append(message)
-            if duplicates is not None and rng.random() < duplicates.fraction:
+            if duplicates is not None and draw() < duplicates.fraction:
                 # The upstream's retry: always after the original (scheduled later, or at the
                 # same time and so released after it).
                 copy = message._replace(tally=(DUPLICATE,), label=None)
