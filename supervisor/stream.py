@@ -104,7 +104,7 @@ class ProfileStream:
         if settings.timestamp == "shift":
             # The dataset's latest moment becomes the run's start: every gap between records is
             # kept and every event time is in the past (brokers refuse timestamps too far in the
-            # future: log.message.timestamp.after.max.ms is one hour by default since Kafka 3.6).
+            # future: log.message.timestamp.after.max.ms is one hour by default since Kafka 4.0).
             assert self._epochs is not None
             self._shift = self._wall_start - max(self._epochs)
         self._sampler = Sampler(len(dataset), settings.min_records, settings.max_records, self._rng)
