@@ -176,13 +176,19 @@ def _column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:
     return tuple(field_text(value, field) for value in values)
 
 
-def field_text(value: bytes, field: str) -> bytes:
-    """The text of `field` in one pre-serialized value: a JSON number as written, a JSON string
-    unescaped (e.g. for a Kafka key)."""
+def field_span(value: bytes, field: str) -> tuple[int, int]:
+    """Start and end offsets of the JSON literal of `field` in one pre-serialized value."""
     # Keys are found by their quoted name: a quote inside a JSON string is always escaped.
     key = _FIELD_KEYS[field]
     start = value.index(key) + len(key)
-    literal = value[start : value.index(_NEXT_KEYS[field], start)]
+    return start, value.index(_NEXT_KEYS[field], start)
+
+
+def field_text(value: bytes, field: str) -> bytes:
+    """The text of `field` in one pre-serialized value: a JSON number as written, a JSON string
+    unescaped (e.g. for a Kafka key)."""
+    start, end = field_span(value, field)
+    literal = value[start:end]
     if literal[:1] != b'"':
         return literal
     if b"\\" not in literal:

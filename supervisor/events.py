@@ -17,9 +17,10 @@ from supervisor.dataset import ID_SPAN, Dataset
 IdMode = Literal["keep", "fresh"]
 TimestampMode = Literal["keep", "now"]
 
-_PREFIX = b'{"id":"'
+ID_PREFIX = b'{"id":"'
+"""How every value starts: the id follows, at `ID_SPAN`."""
 _ID_END = ID_SPAN[1]
-assert ID_SPAN[0] == len(_PREFIX)
+assert ID_SPAN[0] == len(ID_PREFIX)
 # Version-4 UUID text in bulk: a template with the fixed characters (dashes, the version nibble
 # '4') and, in every other column, a random hex digit; column 19 holds the RFC 4122 variant
 # (8, 9, a or b). One `randbytes` call and one `translate` per column fill a whole batch.
@@ -73,7 +74,7 @@ def rewrite(
     if ts is not None:
         value = value[:ts_start] + ts + value[ts_end:]
     if id is not None:
-        value = _PREFIX + id + value[_ID_END:]
+        value = ID_PREFIX + id + value[_ID_END:]
     return value
 
 
@@ -130,7 +131,7 @@ class EventBuilder:
         new_ids = [ids[o : o + 36] for o in range(0, 36 * n, 36)]
         if self._now:
             out = [
-                _PREFIX
+                ID_PREFIX
                 + new_id
                 + values[i][_ID_END : spans[2 * i]]
                 + ts
@@ -139,7 +140,7 @@ class EventBuilder:
             ]
         else:
             out = [
-                _PREFIX + new_id + values[i][_ID_END:]
+                ID_PREFIX + new_id + values[i][_ID_END:]
                 for i, new_id in zip(indexes, new_ids, strict=True)
             ]
         if self._key_field == "id":

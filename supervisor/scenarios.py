@@ -32,14 +32,12 @@ from supervisor.config import (
     ScenarioKind,
     Velocity,
 )
-from supervisor.dataset import ID_SPAN, Dataset
+from supervisor.dataset import Dataset, field_span, field_text
 from supervisor.errors import DatasetError
 from supervisor.events import fresh_uuids
 
 _DEBIT_TAIL = b',"operation_type":"debit","side":"outgoing"}'
 """How every debit value ends: the last two fields are enum literals, serialized verbatim."""
-_AMOUNT_KEY = b',"amount":'
-_TIMESTAMP_KEY = b',"timestamp":'
 _OUTLIER_QUANTILE = 0.99
 
 
@@ -91,15 +89,8 @@ def with_amount(value: bytes, amount: bytes) -> bytes:
     Every byte after the amount moves by the difference in length, so splice the id and
     timestamp at the dataset's offsets (`ID_SPAN`, `Dataset.ts_spans`) first, or not at all.
     """
-    start, end = _amount_span(value)
+    start, end = field_span(value, "amount")
     return b"".join((value[:start], amount, value[end:]))
-
-
-def _amount_span(value: bytes) -> tuple[int, int]:
-    """Start and end offsets of the amount number in one pre-serialized value."""
-    # The key cannot occur inside the description: a quote inside a JSON string is escaped.
-    start = value.index(_AMOUNT_KEY, ID_SPAN[1]) + len(_AMOUNT_KEY)
-    return start, value.index(_TIMESTAMP_KEY, start)
 
 
 def _cents(amount: float) -> bytes:
@@ -359,5 +350,4 @@ def _quantile_by_merchant(
 
 
 def _amount(value: bytes) -> float:
-    start, end = _amount_span(value)
-    return float(value[start:end])
+    return float(field_text(value, "amount"))

@@ -18,18 +18,17 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import ID_SPAN, Dataset, field_text
 from supervisor.errors import DatasetError
-from supervisor.events import epoch_ms, fresh_uuids, iso_timestamp, rewrite
+from supervisor.events import ID_PREFIX, epoch_ms, fresh_uuids, iso_timestamp, rewrite
 from supervisor.sampling import Sampler
 from supervisor.scenarios import Occurrence, ScenarioPlanner, with_amount
 from supervisor.sink import Headers
 
-_ID_PREFIX: Final = b'{"id":"'
 LATE: Final = "late"
 REORDERED: Final = "reordered"
 DUPLICATE: Final = "duplicate"
@@ -100,6 +99,9 @@ class ProfileStream:
             or settings.scenario is not None
         )
         self._epochs = dataset.epochs() if needs_epochs else None
+        # Keys of the fields a tick leaves alone come from the dataset's column (computed once,
+        # shared with the fast path), not from parsing each value.
+        self._keys = None if settings.key is None else dataset.key_column(settings.key)
         self._shift = 0.0
         if settings.timestamp == "shift":
             # The dataset's latest moment becomes the run's start: every gap between records is
@@ -166,7 +168,8 @@ class ProfileStream:
         # The loop runs once per message: everything it reads is local, and each Outgoing is
         # built by tuple.__new__ directly (a NamedTuple's own __new__ is a Python-level call).
         topic, values, spans, epochs = self._topic, self._values, self._spans, self._epochs
-        key_field, event_ts, plain_headers = self._key, self._event_ts, self._plain_headers
+        key_field, keys = self._key, self._keys
+        event_ts, plain_headers = self._event_ts, self._plain_headers
         offset = self._shift
         draw = rng.random
         new = tuple.__new__
@@ -199,7 +202,7 @@ class ProfileStream:
             if ts is not None:
                 value = value[: spans[2 * row]] + ts + value[spans[2 * row + 1] :]
             if new_id is not None:
-                value = _ID_PREFIX + new_id + value[ID_SPAN[1] :]
+                value = ID_PREFIX + new_id + value[ID_SPAN[1] :]
             headers = plain_headers
             label = None
             if fraud is not None:
@@ -211,7 +214,7 @@ class ProfileStream:
                 (
                     topic,
                     value,
-                    None if key_field is None else field_text(value, key_field),
+                    _key_of(key_field, keys, row, new_id, ts),
                     headers,
                     ts_ms if event_ts else 0,
                     tally,
@@ -312,6 +315,24 @@ class ProfileStream:
         return at_s + delay, Outgoing(
             labels.topic, label, event_id, self._base_headers, 0, (LABEL,)
         )
+
+
+def _key_of(
+    field: str | None,
+    keys: Sequence[bytes] | None,
+    row: int,
+    new_id: bytes | None,
+    ts: bytes | None,
+) -> bytes | None:
+    """The key of a tick's message: the rewritten id or timestamp when keyed by it, else the
+    dataset's column."""
+    if keys is None:
+        return None
+    if field == "id" and new_id is not None:
+        return new_id
+    if field == "timestamp" and ts is not None:
+        return ts
+    return keys[row]
 
 
 def check_scenarios(config: Config, dataset: Dataset) -> None:
