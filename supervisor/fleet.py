@@ -36,7 +36,7 @@ from supervisor.sink import (
     Sink,
 )
 from supervisor.stats import ProfileStats, RateWindow
-from supervisor.stream import DUPLICATE, FRAUD, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+from supervisor.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
 
 LATENCY_SAMPLES_PER_S = 1000
 """Delivery latencies observed per second and profile, at most (see `KafkaSink.reporter`)."""
@@ -434,6 +434,9 @@ class Fleet:
                         target.bytes += len(m.value)
                         for tally in tallies:
                             _count(stats, tally)
+                        if m.scenario is not None:
+                            fraud = stats.fraud_events
+                            fraud[m.scenario] = fraud.get(m.scenario, 0) + 1
                         if m.label is not None:
                             stream.schedule(*m.label)
                     break
@@ -508,9 +511,6 @@ def _count(stats: ProfileStats, tally: str) -> None:
         stats.reordered += 1
     elif tally == DUPLICATE:
         stats.duplicates += 1
-    elif tally.startswith(FRAUD):
-        kind = tally[len(FRAUD) :]
-        stats.fraud_events[kind] = stats.fraud_events.get(kind, 0) + 1
 
 
 def _ms(seconds: float | None) -> float | None:

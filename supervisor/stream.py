@@ -33,8 +33,6 @@ LATE: Final = "late"
 REORDERED: Final = "reordered"
 DUPLICATE: Final = "duplicate"
 LABEL: Final = "label"
-FRAUD: Final = "fraud:"
-"""Tally prefix of a fraud event, followed by its scenario kind."""
 
 
 class Outgoing(NamedTuple):
@@ -47,6 +45,8 @@ class Outgoing(NamedTuple):
     timestamp_ms: int
     """Kafka timestamp (Unix ms); 0 lets the producer stamp it."""
     tally: tuple[str, ...] = ()
+    scenario: str | None = None
+    """The scenario kind of a fraud event (counted in `fraud_events` once produced)."""
     label: tuple[float, Outgoing] | None = None
     """The ground-truth label of a fraud event and the run time it is due: scheduled once the
     event itself was produced, so that no label ever names an event that was not sent."""
@@ -204,10 +204,10 @@ class ProfileStream:
             if new_id is not None:
                 value = ID_PREFIX + new_id + value[ID_SPAN[1] :]
             headers = plain_headers
-            label = None
+            scenario = label = None
             if fraud is not None:
                 headers = self._headers_of(fraud)
-                tally = (*tally, FRAUD + fraud.kind)
+                scenario = fraud.kind
                 label = self._label(at_s, value, fraud)
             message = new(
                 Outgoing,
@@ -218,6 +218,7 @@ class ProfileStream:
                     headers,
                     ts_ms if event_ts else 0,
                     tally,
+                    scenario,
                     label,
                 ),
             )
@@ -230,7 +231,7 @@ class ProfileStream:
             if duplicates is not None and draw() < duplicates.fraction:
                 # The upstream's retry: always after the original (scheduled later, or at the
                 # same time and so released after it).
-                copy = message._replace(tally=(DUPLICATE,), label=None)
+                copy = message._replace(tally=(DUPLICATE,), scenario=None, label=None)
                 if duplicates.max_delay_s > 0:
                     send_at += rng.uniform(0.0, duplicates.max_delay_s)
                 if send_at == at_s:
@@ -249,7 +250,6 @@ class ProfileStream:
         if not occurrence.events:
             return
         headers = self._headers_of(occurrence)
-        tally = (FRAUD + occurrence.kind,)
         ids = fresh_uuids(self._rng, len(occurrence.events))
         # The occurrence is as compact in event time as on the run clock: it starts at the run's
         # wall-clock time (`now`), or at its first row's own (shifted) time (`keep`, `shift`).
@@ -276,8 +276,8 @@ class ProfileStream:
                 None if self._key is None else field_text(value, self._key),
                 headers,
                 epoch_ms(epoch) if self._event_ts else 0,
-                tally,
-                self._label(event.at_s, value, occurrence),
+                scenario=occurrence.kind,
+                label=self._label(event.at_s, value, occurrence),
             )
             self.schedule(event.at_s, message)
 

@@ -14,7 +14,7 @@ import pytest
 
 from supervisor.config import ProfileSettings
 from supervisor.dataset import FIELDS, Dataset, load_dataset
-from supervisor.stream import DUPLICATE, FRAUD, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+from supervisor.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
 
 WALL_START = 1_790_000_000.0  # 2026-09-22: a fixed "now" for the stream's wall clock
 HEADERS = [("profile", b"p"), ("instance", b"i")]
@@ -72,7 +72,10 @@ def test_plain_settings_send_the_sampled_rows_unchanged(dataset: Dataset) -> Non
     out = run(stream_of(dataset, kafka_timestamp="event"), 50)
     rows = set(dataset.values)
     assert out
-    assert all(m.value in rows and m.headers == HEADERS and m.tally == () for m in out)
+    assert all(
+        m.value in rows and m.headers == HEADERS and m.tally == () and m.scenario is None
+        for m in out
+    )
     # Kafka timestamps follow the (kept) event time of each row.
     assert all(m.timestamp_ms == round(epoch_of(m.value) * 1000) for m in out)
 
@@ -149,9 +152,9 @@ def test_fraud_events_are_labelled_and_their_labels_follow_after_the_delay(
     for k in range(200):
         timeline += [(float(k), m) for m in sent(stream, stream.due(float(k)))]
         timeline += [(float(k), m) for m in sent(stream, stream.tick(float(k)))]
-    fraud = [(t, m) for t, m in timeline if m.tally and m.tally[0].startswith(FRAUD)]
+    fraud = [(t, m) for t, m in timeline if m.scenario is not None]
     labels = [(t, m) for t, m in timeline if m.tally == (LABEL,)]
-    normal = [m for _, m in timeline if not m.tally]
+    normal = [m for _, m in timeline if not m.tally and m.scenario is None]
     assert fraud
     assert labels
     assert normal
@@ -181,7 +184,7 @@ def test_fraud_events_are_labelled_and_their_labels_follow_after_the_delay(
     # or sent.
     pending = sent(stream, stream.pending())
     pending += stream.pending()  # the labels of the fraud events just sent
-    pending_fraud = [m for m in pending if m.tally and m.tally[0].startswith(FRAUD)]
+    pending_fraud = [m for m in pending if m.scenario is not None]
     pending_labels = [m for m in pending if m.tally == (LABEL,)]
     assert len(labels) + len(pending_labels) == len(fraud) + len(pending_fraud)
     merchants: dict[bytes, set[str]] = {}
@@ -206,7 +209,7 @@ def test_merchant_compromise_rewrites_batch_positions(dataset: Dataset) -> None:
         },
     )
     out = run(stream, 100)
-    fraud = [m for m in out if m.tally == (FRAUD + "merchant-compromise",)]
+    fraud = [m for m in out if m.tally == () and m.scenario == "merchant-compromise"]
     assert 0.4 < len(fraud) / len(out) < 0.6
     assert {json.loads(m.value)["merchant"] for m in fraud} == {"LIDL"}
     assert len({dict(m.headers)["scenario_id"] for m in fraud}) == 1
@@ -227,13 +230,21 @@ def test_a_seed_repeats_the_whole_sequence_but_wall_clock_timestamps(dataset: Da
     def sequence(seed: int, wall: float) -> list[tuple[Any, ...]]:
         stream = stream_of(dataset, seed, wall_start=wall, **settings)
         return [
-            (m.topic, {**json.loads(m.value), "timestamp": None}, m.key, m.headers, m.tally)
+            (
+                m.topic,
+                {**json.loads(m.value), "timestamp": None},
+                m.key,
+                m.headers,
+                m.tally,
+                m.scenario,
+            )
             for m in run(stream, 300)
         ]
 
     first, again = sequence(7, WALL_START), sequence(7, WALL_START + 86_400)
     assert first == again
-    assert {t[-1][0] for t in first if t[-1]} >= {LATE, REORDERED, DUPLICATE, LABEL}
+    assert {t[-2][0] for t in first if t[-2]} >= {LATE, REORDERED, DUPLICATE, LABEL}
+    assert any(t[-1] == "velocity" for t in first)
     assert sequence(8, WALL_START) != first
 
 
@@ -248,7 +259,7 @@ def test_an_occurrence_is_as_compact_in_event_time_as_on_the_run_clock(
     )
     by_occurrence: dict[bytes, list[float]] = {}
     for m in run(stream, 100):
-        if m.tally:
+        if m.scenario is not None:
             by_occurrence.setdefault(dict(m.headers)["scenario_id"], []).append(epoch_of(m.value))
     assert len(by_occurrence) > 5
     for epochs in by_occurrence.values():
