@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-messages",
         type=_positive_int,
         metavar="N",
-        help="stop after N messages (all profiles together), then drain and exit",
+        help="stop after N messages (all profiles together; fraud labels not counted), then"
+        " drain and exit",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -89,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         parents=[common],
         help="check the config, Kafka, S3 and the dataset, one line per check",
-        description="Validate the config, reach Kafka (brokers, topics, partitions), reach S3"
-        " (object, size) and load the dataset (valid and invalid rows), printing one ✓/✗ line"
-        " per check with secrets redacted. Exit 0 only when every check passes.",
+        description="Validate the config, reach Kafka (brokers, topics including labels topics,"
+        " partitions), reach S3 (object, size), load the dataset (valid and invalid rows) and"
+        " check it has the rows the profiles' fraud scenarios need, printing one ✓/✗ line per"
+        " check with secrets redacted. Exit 0 only when every check passes.",
     )
     check.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
     check.add_argument(
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate = sub.add_parser(
         "rate",
         parents=[common],
-        help="print each profile's and the fleet's batches/s and records/s",
+        help="print each profile's and the fleet's batches/s and records/s (and schedule)",
     )
     rate.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
     rate.set_defaults(handler=_cmd_rate)
