@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import difflib
 import random
+import weakref
 from array import array
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any, TypeVar, cast
 
 from supervisor.config import (
     AmountOutlier,
@@ -39,6 +41,7 @@ from supervisor.events import fresh_uuids
 _DEBIT_TAIL = b',"operation_type":"debit","side":"outgoing"}'
 """How every debit value ends: the last two fields are enum literals, serialized verbatim."""
 _OUTLIER_QUANTILE = 0.99
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +137,9 @@ class ScenarioPlanner:
         # (one unnamed block for velocity, which needs no merchant). A position drawn uniformly
         # is a debit drawn uniformly, and bisecting `_bounds` finds its merchant: no per-row
         # merchant array.
-        self._rows, self._bounds, self._merchants = _index_debits(
-            dataset, by_merchant=not isinstance(scenario, Velocity)
+        by_merchant = not isinstance(scenario, Velocity)
+        self._rows, self._bounds, self._merchants = _derived(
+            dataset, f"debits:{by_merchant}", lambda: _index_debits(dataset, by_merchant)
         )
         if not self._rows:
             raise DatasetError(
@@ -148,7 +152,13 @@ class ScenarioPlanner:
         )
         self._fixed_merchant = None if merchant is None else self._merchant_index(merchant, dataset)
         self._p99 = (
-            _quantile_by_merchant(dataset.values, self._rows, self._bounds, _OUTLIER_QUANTILE)
+            _derived(
+                dataset,
+                "p99",
+                lambda: _quantile_by_merchant(
+                    dataset.values, self._rows, self._bounds, _OUTLIER_QUANTILE
+                ),
+            )
             if isinstance(scenario, AmountOutlier)
             else array("d")
         )
@@ -306,6 +316,19 @@ class ScenarioPlanner:
         raise DatasetError(
             f"scenario.merchant: no debit rows at {name!r} in dataset {dataset.source} — {hint}"
         )
+
+
+_DERIVED: weakref.WeakKeyDictionary[Dataset, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _derived(dataset: Dataset, name: str, build: Callable[[], _T]) -> _T:
+    """`build()` computed once per dataset (and dropped with it): the start-up check, each
+    scenario profile and each restart share one index instead of rebuilding it (seconds for a
+    million rows). The indexes are read-only."""
+    cache = _DERIVED.setdefault(dataset, {})
+    if name not in cache:
+        cache[name] = build()
+    return cast(_T, cache[name])
 
 
 def _index_debits(
