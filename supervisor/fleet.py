@@ -486,7 +486,7 @@ class Fleet:
         windows: dict[str, RateWindow] = {}
         while not await sleep_or_stop(stop, self.config.stats_interval_s):
             now = self.clock()
-            for name in self._running:
+            for name, running in self._running.items():
                 s = self.stats[name]
                 window = windows.setdefault(name, RateWindow(s.first_batch_at or now))
                 self._log.info(
@@ -501,7 +501,21 @@ class Fleet:
                     **window.advance(s, now),
                     latency_p50_ms=_ms(s.latency.quantile(0.5)),
                     latency_p99_ms=_ms(s.latency.quantile(0.99)),
+                    **(_shaping(s) if running.settings.shapes_events else {}),
                 )
+
+
+def _shaping(stats: ProfileStats) -> dict[str, int]:
+    """The counters of a profile shaping event time or injecting fraud, for its stats line."""
+    counters = {
+        "late": stats.late,
+        "reordered": stats.reordered,
+        "duplicates": stats.duplicates,
+        "fraud_events": sum(stats.fraud_events.values()),
+    }
+    if stats.labels is not None:
+        counters["labels_delivered"] = stats.labels.delivered
+    return counters
 
 
 def _count(stats: ProfileStats, tally: str) -> None:

@@ -175,6 +175,12 @@ def test_labelled_fraud_stream_reconciles_with_its_summary_and_labels(
     started = datetime.fromisoformat(proc.named("profile_started")[0]["timestamp"]).timestamp()
     # The dataset's latest moment is the run's start: all in the past, within its ~30 days.
     assert started - 86_400 * 40 < min(shifted) <= max(shifted) <= started + 1
+    # The periodic stats lines carry the shaping counters of shaped profiles only.
+    lines = proc.named("profile_stats")
+    testing_lines = [e for e in lines if e["profile"] == "testing"]
+    assert testing_lines
+    assert all("fraud_events" in e and "labels_delivered" in e for e in testing_lines)
+    assert all("late" not in e for e in lines if e["profile"] == "plain")
     assert proc.named("scheduled_messages_dropped") == [] or all(
         e["labels"] == 0 for e in proc.named("scheduled_messages_dropped")
     )
