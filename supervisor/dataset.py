@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import json
+import math
 import operator
 import re
 from array import array
@@ -27,6 +28,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -78,6 +80,14 @@ def _iso_datetime(value: object) -> object:
 _Stripped = BeforeValidator(_strip)
 
 
+def _within_float64(amount: Decimal) -> Decimal:
+    """Refuse an amount a JSON reader would turn into infinity (e.g. `1e999999`, finite as a
+    Decimal): consumers parse the value's numbers as doubles."""
+    if math.isinf(float(amount)):
+        raise PydanticCustomError("amount_range", "beyond the range of a double (about 1.8e308)")
+    return amount
+
+
 class Transaction(BaseModel):
     """One transaction as the CSV holds it; text is stripped of surrounding whitespace."""
 
@@ -87,7 +97,7 @@ class Transaction(BaseModel):
 
     id: Annotated[UUID, _Stripped]
     description: str
-    amount: Annotated[Decimal, Field(allow_inf_nan=False)]
+    amount: Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_within_float64)]
     timestamp: Annotated[datetime, BeforeValidator(_iso_datetime)]
     merchant: str
     operation_type: Annotated[Literal["debit", "credit"], _Stripped]
@@ -311,7 +321,8 @@ def _canonical_row() -> re.Pattern[bytes]:
 
     Rows like the generator's match in one regex call and are formatted without pydantic: a
     hyphenated UUID (lower-cased), text needing neither stripping nor JSON escaping (quoted only
-    to hold commas), an amount `str(Decimal(...))` keeps as written, `YYYY-MM-DD[T ]HH:MM:SS` with
+    to hold commas), an amount `str(Decimal(...))` keeps as written (at most 300 integer digits:
+    longer ones may overflow a double, which the model refuses), `YYYY-MM-DD[T ]HH:MM:SS` with
     the microseconds and offset `isoformat()` would write (the caller checks the calendar), and the
     exact literals. Anything else takes
     the general path (csv module, then pydantic), which also names the faults. The unit tests
@@ -334,7 +345,7 @@ def _canonical_row() -> re.Pattern[bytes]:
     return re.compile(
         b"(%s{8}-%s{4}-%s{4}-%s{4}-%s{12})," % ((hex_,) * 5)
         + field
-        + rb",(-?(?:0|[1-9][0-9]*)(?:\.[0-9]{1,6})?),"
+        + rb",(-?(?:0|[1-9][0-9]{0,299})(?:\.[0-9]{1,6})?),"
         + rb"([0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]))[T ]"
         + rb"((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.(?!000000)[0-9]{6})?"
         + rb"(?:\+(?:[01][0-9]|2[0-3]):[0-5][0-9]|-(?!00:00)(?:[01][0-9]|2[0-3]):[0-5][0-9])?),"

@@ -125,6 +125,22 @@ def test_amounts_that_are_not_finite_numbers_are_rejected(amount: str) -> None:
     assert repr(amount) in reason
 
 
+@pytest.mark.parametrize("amount", ["1e999999", "-1E+400", "9" * 400])
+def test_amounts_a_json_reader_would_read_as_infinity_are_rejected(amount: str) -> None:
+    ds = parse(csv_bytes(ROW, f"{ID},x,{amount},{TS},m,debit,outgoing"))
+    assert len(ds) == 1
+    ((line, reason),) = [(row.line, row.reason) for row in ds.invalid_samples]
+    assert line == 3
+    assert reason.startswith("amount: beyond the range of a double")
+
+
+def test_the_largest_amounts_a_double_holds_are_kept() -> None:
+    for amount in ("9" * 300, "9" * 308 + ".5"):  # the first on the fast path, the second not
+        (value,) = parse(csv_bytes(f"{ID},x,{amount},{TS},m,debit,outgoing")).values
+        read = json.loads(value, parse_int=float)["amount"]  # as a reader of doubles would
+        assert read == float(amount) < float("inf")
+
+
 @pytest.mark.parametrize(
     ("written", "serialized"),
     [
