@@ -20,14 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from benchmarks.harness import (
     ROOT,
-    CliRun,
     Context,
     GroupResult,
     Table,
@@ -35,8 +33,8 @@ from benchmarks.harness import (
     clean_env,
     config_document,
     median,
+    stop_on_exit,
     synth_csv,
-    write_config,
 )
 from tests.services import S3Server, start_s3, start_tansu
 
@@ -53,8 +51,7 @@ def run(ctx: Context) -> GroupResult:
         "median); first message: CLI subprocess + a consumer on the topic",
     )
     with contextlib.ExitStack() as stack:
-        s3 = start_s3()
-        stack.callback(s3.stop)
+        s3 = stop_on_exit(stack, start_s3())
         client = s3.client()
         client.create_bucket(Bucket=BUCKET)
         uris: dict[int, str] = {}
@@ -66,8 +63,7 @@ def run(ctx: Context) -> GroupResult:
         _load(uris[sizes[0]], s3)  # warm-up: the bytecode cache, boto3's lazy imports
         loads = {rows: [_load(uri, s3) for _ in range(repeats)] for rows, uri in uris.items()}
 
-        broker = start_tansu()
-        stack.callback(broker.stop)
+        broker = stop_on_exit(stack, start_tansu())
         firsts: dict[str, list[dict[str, Any]]] = {"cached": [], "uncached": []}
         for i in range(repeats + 1):  # run 0 (bytecode cached) is a warm-up, not counted
             for mode in ("cached", "uncached") if i else ("cached",):
@@ -198,8 +194,8 @@ def _first_message(
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
         consumer.consume(num_messages=1, timeout=1.0)  # connected and fetching before the spawn
-        path = write_config(
-            ctx.path(f"first-{label}.yaml"),
+        cli = ctx.cli_run(
+            f"first-{label}",
             config_document(
                 bootstrap=bootstrap,
                 topic=topic,
@@ -207,11 +203,10 @@ def _first_message(
                 dataset_uri=uri,
                 s3_endpoint=s3.endpoint_url,
             ),
+            bytecode_cache=bytecode_cache,
         )
         thread.start()
-        with CliRun(
-            Path(path), ctx.work_dir, f"first-{label}", bytecode_cache=bytecode_cache
-        ) as cli:
+        with cli:
             done.wait(timeout=60)
             first_s = arrived[0] - cli.spawned_mono if arrived else float("nan")
             cli.wait_for("profile_started")

@@ -1,11 +1,13 @@
 """What every benchmark group shares: the run context, result tables and targets, the machine
-description, process measurement from /proc, the CLI as a subprocess, configs and payloads.
+description, process measurement from /proc, the CLI as a subprocess, the in-process produce loop
+and run path, configs and payloads.
 
 Nothing here asserts a timing: figures are recorded, and targets are reported as met or not met.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -17,15 +19,24 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from unittest import mock
 
 import yaml
 
-from tests.services import create_topic
+import supervisor.app
+from tests.services import _kill_process, _stop_process, create_topic
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, Message, Producer
+
+    from supervisor.config import Config
+    from supervisor.errors import ExitCode
+    from supervisor.fleet import Fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -172,6 +183,34 @@ class Context:
         create_topic(bootstrap, topic, partitions=partitions)
         return topic
 
+    def cli_run(
+        self,
+        label: str,
+        document: Mapping[str, Any],
+        *,
+        module_argv: Sequence[str] = ("-m", "supervisor"),
+        bytecode_cache: bool = True,
+    ) -> CliRun:
+        """The CLI over `document` (written to `<label>.yaml` in the work dir), not started yet:
+        enter the returned CliRun to spawn it."""
+        path = write_config(self.path(f"{label}.yaml"), document)
+        return CliRun(
+            path, self.work_dir, label, module_argv=module_argv, bytecode_cache=bytecode_cache
+        )
+
+
+class _Service(Protocol):
+    def stop(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Service)
+
+
+def stop_on_exit(stack: contextlib.ExitStack, service: _S) -> _S:
+    """`service` (a started Tansu broker or S3 server), stopped by its PID when `stack` closes."""
+    stack.callback(service.stop)
+    return service
+
 
 # --------------------------------------------------------------------------------------------
 # Machine
@@ -266,15 +305,9 @@ def clean_env(*, bytecode_cache: bool = True, **extra: str) -> dict[str, str]:
     return env
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL past `timeout_s`; reap. Idempotent."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+# SIGTERM, then SIGKILL past `timeout_s` (default 10 s); reap. Idempotent. The one of
+# tests.services (private there), shared rather than re-implemented.
+stop_process = _stop_process
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,8 +445,7 @@ class CliRun:
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            _kill_process(self.process)
             raise
         return time.perf_counter() - start
 
@@ -473,6 +505,56 @@ class UsageMeter:
             rss_mb=memory.get("rss_mb", float("nan")),
             peak_rss_mb=memory.get("peak_rss_mb", float("nan")),
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Producing in-process: a bare produce() loop, and the run path (serve()) with a patched Fleet
+# --------------------------------------------------------------------------------------------
+
+
+def produce_all(
+    producer: Producer,
+    topic: str,
+    values: Iterable[bytes],
+    on_delivery: Callable[[KafkaError | None, Message], None],
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> int:
+    """produce() + poll(0) for every value, no event loop; on a full queue (BufferError) poll
+    0.1 s and try again. Returns how many times the queue was full."""
+    buffer_full = 0
+    for value in values:
+        while True:
+            try:
+                producer.produce(topic, value, on_delivery=on_delivery, headers=headers)
+                break
+            except BufferError:
+                buffer_full += 1
+                producer.poll(0.1)
+        producer.poll(0)
+    return buffer_full
+
+
+async def serve_watched(
+    config: Config,
+    fleet_class: type[Fleet],
+    watch: Callable[[asyncio.Future[Any]], Awaitable[None]],
+) -> tuple[ExitCode, dict[str, Any] | None]:
+    """`supervisor.app.serve(config)` in the running loop, with `fleet_class` patched into
+    supervisor.app as its Fleet (a subclass that lets the caller reach the fleet). `watch(serving)`
+    follows the run; once it returns, the run is asked to stop and awaited. Whatever happens,
+    stop and force are set on the way out and an unfinished run is cancelled."""
+    stop, force = asyncio.Event(), asyncio.Event()
+    with mock.patch.object(supervisor.app, "Fleet", fleet_class):
+        serving = asyncio.ensure_future(supervisor.app.serve(config, stop=stop, force=force))
+        try:
+            await watch(serving)
+            stop.set()
+            return await serving
+        finally:
+            stop.set()
+            force.set()
+            if not serving.done():
+                serving.cancel()
 
 
 # --------------------------------------------------------------------------------------------

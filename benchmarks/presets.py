@@ -35,8 +35,8 @@ from benchmarks.harness import (
     cadence_error,
     clean_env,
     config_document,
+    stop_on_exit,
     stop_process,
-    write_config,
 )
 from supervisor.config import Config
 from tests.services import start_tansu
@@ -71,8 +71,7 @@ def run(ctx: Context) -> GroupResult:
     shutdown: dict[str, dict[str, Any]] = {}
     intervals: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:
-        broker = start_tansu()
-        stack.callback(broker.stop)
+        broker = stop_on_exit(stack, start_tansu())
         for label, presets in PROCESSES.items():
             tag = label.replace(" ", "-")
             topic = ctx.new_topic(broker.bootstrap, tag)
@@ -81,10 +80,10 @@ def run(ctx: Context) -> GroupResult:
                 topic=topic,
                 profiles={p: {"preset": p, "seed": i} for i, p in enumerate(presets)},
             )
-            path = write_config(ctx.path(f"presets-{tag}.yaml"), document)
-            config = Config.from_yaml(path, env={})
+            cli = ctx.cli_run(f"presets-{tag}", document)
+            config = Config.from_yaml(cli.config_path, env={})
             intervals[label] = {n: p.interval_s for n, p in config.profiles.items()}
-            runs[label] = stack.enter_context(CliRun(path, ctx.work_dir, f"presets-{tag}"))
+            runs[label] = stack.enter_context(cli)
         for label, cli in runs.items():
             cli.wait_for("profile_started", count=len(PROCESSES[label]))
         time.sleep(1.0)  # past the first batch's connection and producer-id setup

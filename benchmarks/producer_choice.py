@@ -42,7 +42,7 @@ import confluent_kafka
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.aio import AIOProducer
 
-from benchmarks.harness import Context, GroupResult, Table
+from benchmarks.harness import Context, GroupResult, Table, produce_all
 from tests.services import TansuBroker, create_topic, start_tansu
 
 RESULTS_PATH = Path(__file__).parent / "results" / "producer_choice.json"
@@ -456,7 +456,6 @@ def reference_throughput(bench: Bench) -> ThroughputResult:
     values = bench.bulk()
     producer = sync_producer(bench)
     outcome = {"delivered": 0, "failed": 0}
-    buffer_errors = 0
 
     def count(err: KafkaError | None, _msg: Message) -> None:
         outcome["failed" if err is not None else "delivered"] += 1
@@ -464,15 +463,7 @@ def reference_throughput(bench: Bench) -> ThroughputResult:
     producer.produce(topic, b"{}")  # warm-up: connection and producer id, not timed
     producer.flush(DRAIN_TIMEOUT_S)
     start = time.perf_counter()
-    for value in values:
-        while True:
-            try:
-                producer.produce(topic, value, on_delivery=count)
-                break
-            except BufferError:
-                buffer_errors += 1
-                producer.poll(0.1)
-        producer.poll(0)
+    buffer_errors = produce_all(producer, topic, values, count)
     remaining = producer.flush(120)
     elapsed = time.perf_counter() - start
     producer.close()

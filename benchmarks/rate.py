@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from benchmarks.harness import (
-    CliRun,
     Context,
     GroupResult,
     Table,
@@ -21,7 +20,7 @@ from benchmarks.harness import (
     UsageMeter,
     cadence_error,
     config_document,
-    write_config,
+    stop_on_exit,
 )
 from tests.services import start_tansu
 
@@ -38,15 +37,13 @@ def run(ctx: Context) -> GroupResult:
         "its own Tansu",
     )
     with contextlib.ExitStack() as stack:
-        broker = start_tansu()
-        stack.callback(broker.stop)
+        broker = stop_on_exit(stack, start_tansu())
         topic = ctx.new_topic(broker.bootstrap, "rate")
         profile = {"interval_s": INTERVAL_S, "min_records": BATCH, "max_records": BATCH, "seed": 1}
-        path = write_config(
-            ctx.path("rate.yaml"),
-            config_document(bootstrap=broker.bootstrap, topic=topic, profiles={"fast": profile}),
+        document = config_document(
+            bootstrap=broker.bootstrap, topic=topic, profiles={"fast": profile}
         )
-        cli = stack.enter_context(CliRun(path, ctx.work_dir, "rate"))
+        cli = stack.enter_context(ctx.cli_run("rate", document))
         cli.wait_for("profile_started")
         time.sleep(1.0)
         meter = UsageMeter(cli.pid)

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 from benchmarks.harness import (
-    CliRun,
     Context,
     GroupResult,
     Table,
@@ -30,7 +29,7 @@ from benchmarks.harness import (
     cadence_error,
     config_document,
     median,
-    write_config,
+    stop_on_exit,
 )
 from supervisor.config import Config
 from tests.services import start_tansu
@@ -65,8 +64,7 @@ def run(ctx: Context) -> GroupResult:
     )
     rows: dict[int, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
-        broker = start_tansu()
-        stack.callback(broker.stop)
+        broker = stop_on_exit(stack, start_tansu())
         for n in counts:
             ctx.log(f"scale: {n} profile(s)")
             rows[n] = _one(ctx, broker.bootstrap, n, duration_s)
@@ -120,15 +118,15 @@ def _one(ctx: Context, bootstrap: str, n: int, duration_s: float) -> dict[str, A
     topic = ctx.new_topic(bootstrap, f"scale{n}")
     width = len(str(n - 1))
     profiles = {f"p{i:0{width}d}": {"preset": "normal", "seed": i} for i in range(n)}
-    path = write_config(
-        ctx.path(f"scale-{n}.yaml"),
-        config_document(bootstrap=bootstrap, topic=topic, profiles=profiles),
-    )
-    intervals = {name: p.interval_s for name, p in Config.from_yaml(path, env={}).profiles.items()}
     pooled_path = ctx.path(f"scale-{n}.pooled.json")
-    with CliRun(
-        path, ctx.work_dir, f"scale-{n}", module_argv=("-m", "benchmarks.probe", str(pooled_path))
-    ) as cli:
+    cli = ctx.cli_run(
+        f"scale-{n}",
+        config_document(bootstrap=bootstrap, topic=topic, profiles=profiles),
+        module_argv=("-m", "benchmarks.probe", str(pooled_path)),
+    )
+    config = Config.from_yaml(cli.config_path, env={})
+    intervals = {name: p.interval_s for name, p in config.profiles.items()}
+    with cli:
         cli.wait_for("profile_started", count=n, timeout_s=120)
         time.sleep(1.0)
         meter = UsageMeter(cli.pid)

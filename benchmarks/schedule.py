@@ -48,11 +48,9 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from unittest import mock
 
 import uvloop
 
-import supervisor.app
 from benchmarks.harness import (
     SEED_DATASET,
     Context,
@@ -61,6 +59,7 @@ from benchmarks.harness import (
     Target,
     median,
     percentile,
+    serve_watched,
 )
 from supervisor.config import DIURNAL_CURVE, Config
 from supervisor.fleet import Fleet
@@ -203,26 +202,18 @@ async def _drive(config: Config, duration_s: float) -> dict[str, Any]:
             ticks.append((pacer.due_s, now - pacer.start))
             super()._tick(pacer, stats)
 
-    stop, force = asyncio.Event(), asyncio.Event()
+    async def watch(serving: asyncio.Future[Any]) -> None:
+        # Every profile has ticked once (a ramp from 0 only after its first interval's work):
+        # then run until the last one to start has covered `duration_s` of its run time.
+        while not serving.done():
+            if fleets and len(fleets[0].starts) == len(config.profiles):
+                end = max(fleets[0].starts.values()) + duration_s + 0.25
+                await asyncio.wait({serving}, timeout=max(0.0, end - time.monotonic()))
+                return
+            await asyncio.wait({serving}, timeout=0.01)
+
     offset_before = wall_minus_monotonic()
-    with mock.patch.object(supervisor.app, "Fleet", TickRecordingFleet):
-        serving = asyncio.ensure_future(supervisor.app.serve(config, stop=stop, force=force))
-        try:
-            # Every profile has ticked once (a ramp from 0 only after its first interval's work):
-            # then run until the last one to start has covered `duration_s` of its run time.
-            while not serving.done():
-                if fleets and len(fleets[0].starts) == len(config.profiles):
-                    end = max(fleets[0].starts.values()) + duration_s + 0.25
-                    await asyncio.wait({serving}, timeout=max(0.0, end - time.monotonic()))
-                    break
-                await asyncio.wait({serving}, timeout=0.01)
-            stop.set()
-            code, summary = await serving
-        finally:
-            stop.set()
-            force.set()
-            if not serving.done():
-                serving.cancel()
+    code, summary = await serve_watched(config, TickRecordingFleet, watch)
     offset_after = wall_minus_monotonic()
     if summary is None or not fleets:
         raise RuntimeError(f"the run produced nothing (exit code {code})")

@@ -39,12 +39,10 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import uvloop
 from confluent_kafka import KafkaError, Message, Producer
 
-import supervisor.app
 from benchmarks.harness import (
     SEED_DATASET,
     Context,
@@ -53,7 +51,9 @@ from benchmarks.harness import (
     Target,
     cpu_seconds,
     median,
+    produce_all,
     seed_payloads,
+    serve_watched,
 )
 from supervisor.config import PRODUCER_DEFAULTS, Config
 from supervisor.fleet import LATENCY_SAMPLES_PER_S, Fleet
@@ -139,7 +139,6 @@ def reference(
 ) -> dict[str, Any]:
     producer = Producer(producer_config(bootstrap))
     counts = {"delivered": 0, "failed": 0}
-    buffer_full = 0
 
     def count(err: KafkaError | None, _msg: Message) -> None:
         counts["failed" if err is not None else "delivered"] += 1
@@ -154,15 +153,7 @@ def reference(
     producer.flush(15)
     cpu0 = _client_cpu_s()
     start = time.perf_counter()
-    for value in payloads:
-        while True:
-            try:
-                producer.produce(topic, value, on_delivery=count, headers=hdrs)
-                break
-            except BufferError:
-                buffer_full += 1
-                producer.poll(0.1)
-        producer.poll(0)
+    buffer_full = produce_all(producer, topic, payloads, count, hdrs)
     left = producer.flush(120)
     elapsed = time.perf_counter() - start
     cpu_s = _client_cpu_s() - cpu0
@@ -207,25 +198,20 @@ async def _drive(config: Config, messages: int) -> dict[str, Any]:
             super().__init__(*args, **kwargs)
             fleets.append(self)
 
-    stop, force = asyncio.Event(), asyncio.Event()
     cpu0: float | None = None
-    with mock.patch.object(supervisor.app, "Fleet", RememberedFleet):
-        serving = asyncio.ensure_future(supervisor.app.serve(config, stop=stop, force=force))
-        try:
-            while not serving.done():
-                stats = fleets[0].stats.get("flood") if fleets else None
-                if cpu0 is None and stats is not None and stats.first_batch_at is not None:
-                    cpu0 = _client_cpu_s()  # the run has started (within the watcher's 5 ms)
-                if stats is not None and stats.produced >= messages:
-                    stop.set()
-                    break
-                await asyncio.wait({serving}, timeout=0.005)  # the watcher's poll
-            code, summary = await serving
-        finally:
-            stop.set()
-            force.set()
-            if not serving.done():
-                serving.cancel()
+
+    async def watch(serving: asyncio.Future[Any]) -> None:
+        """Until `messages` are produced (then serve_watched stops the run)."""
+        nonlocal cpu0
+        while not serving.done():
+            stats = fleets[0].stats.get("flood") if fleets else None
+            if cpu0 is None and stats is not None and stats.first_batch_at is not None:
+                cpu0 = _client_cpu_s()  # the run has started (within the watcher's 5 ms)
+            if stats is not None and stats.produced >= messages:
+                return
+            await asyncio.wait({serving}, timeout=0.005)  # the watcher's poll
+
+    code, summary = await serve_watched(config, RememberedFleet, watch)
     ended = time.monotonic()
     cpu_s = _client_cpu_s() - (cpu0 or 0.0)
     stats = fleets[0].stats["flood"]
