@@ -106,6 +106,11 @@ class CliProcess:
         self._out_reader.join(timeout=10)
         return self.process.returncode
 
+    def sigterm_and_wait(self, timeout_s: float = 60) -> int:
+        """SIGTERM, then the exit code: the run must be gone within `timeout_s`."""
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
     def stop(self) -> None:
         """Make sure the process is gone and its pipes closed (test teardown)."""
         if self.process.poll() is None:

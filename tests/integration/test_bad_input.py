@@ -60,17 +60,15 @@ class Outcome:
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Iterator[Callable[..., Outcome]]:
-    started: list[CliProcess] = []
+def run_cli(tmp_path: Path, cli_processes: list[CliProcess]) -> Callable[..., Outcome]:
+    """Run `streaming-producer run --config PATH ARGS` in the test's directory to its end."""
 
-    def run(*args: str, env: dict[str, str] | None = None) -> Outcome:
-        proc = CliProcess(["run", *args], env=env, cwd=tmp_path)
-        started.append(proc)
+    def run(config: Path, *args: str, env: dict[str, str] | None = None) -> Outcome:
+        proc = CliProcess(["run", "--config", str(config), *args], env=env, cwd=tmp_path)
+        cli_processes.append(proc)
         return Outcome(proc.wait(EXIT_TIMEOUT_S), proc)
 
-    yield run
-    for proc in started:
-        proc.stop()
+    return run
 
 
 def assert_refused(outcome: Outcome, *fragments: str) -> str:
@@ -108,51 +106,57 @@ KAFKA = "kafka: {bootstrap_servers: '@SERVERS@', topic: @TOPIC@}\n"
 DATASET = "dataset: {uri: '@DATASET@'}\n"
 VALID = KAFKA + DATASET
 
+
+def bad_profile(settings: str, fragments: list[str], case_id: str) -> Any:
+    """A case whose fault is in the settings of its one profile `p`."""
+    return pytest.param(VALID + f"profiles:\n  p: {settings}\n", fragments, id=case_id)
+
+
 CONFIG_CASES = [
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: 1, min_records: 1\n",
+    bad_profile(
+        "{interval_s: 1, min_records: 1",
         [":5:1: invalid YAML: expected ',' or '}'"],
-        id="yaml-syntax-error-with-line",
+        "yaml-syntax-error-with-line",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 2, burst: 9}\n",
+    bad_profile(
+        "{interval_s: 1, min_records: 1, max_records: 2, burst: 9}",
         ["profiles.p.burst: unknown key", "expected one of: interval_s"],
-        id="unknown-key-named-with-its-path",
+        "unknown-key-named-with-its-path",
     ),
     pytest.param(
         KAFKA.replace("}", ", compression: lz4}") + DATASET + PROFILE,
         ["kafka.compression: unknown key"],
         id="unknown-section-key",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: 1, min_records: many, max_records: 2}\n",
+    bad_profile(
+        "{interval_s: 1, min_records: many, max_records: 2}",
         ["profiles.p.min_records: must be a whole number (got 'many')"],
-        id="wrong-type",
+        "wrong-type",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: soon, min_records: 1, max_records: 2}\n",
+    bad_profile(
+        "{interval_s: soon, min_records: 1, max_records: 2}",
         ["profiles.p.interval_s: must be a number"],
-        id="wrong-type-interval",
+        "wrong-type-interval",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: 0, min_records: 1, max_records: 2}\n",
+    bad_profile(
+        "{interval_s: 0, min_records: 1, max_records: 2}",
         ["profiles.p.interval_s: must be greater than 0 (got 0)"],
-        id="interval-zero",
+        "interval-zero",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: -0.5, min_records: 1, max_records: 2}\n",
+    bad_profile(
+        "{interval_s: -0.5, min_records: 1, max_records: 2}",
         ["profiles.p.interval_s: must be greater than 0 (got -0.5)"],
-        id="interval-negative",
+        "interval-negative",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: 1, min_records: 5, max_records: 2}\n",
+    bad_profile(
+        "{interval_s: 1, min_records: 5, max_records: 2}",
         ["profiles.p: min_records (5) is greater than max_records (2)"],
-        id="min-above-max",
+        "min-above-max",
     ),
-    pytest.param(
-        VALID + "profiles:\n  p: {interval_s: 1, min_records: 0, max_records: 2}\n",
+    bad_profile(
+        "{interval_s: 1, min_records: 0, max_records: 2}",
         ["profiles.p.min_records: must be at least 1 (got 0)"],
-        id="min-below-one",
+        "min-below-one",
     ),
     pytest.param(
         VALID + "profiles: {}\n",
@@ -160,13 +164,13 @@ CONFIG_CASES = [
         id="no-profiles",
     ),
     pytest.param(VALID, ["profiles", "no profiles defined"], id="profiles-missing"),
-    pytest.param(
-        VALID + "profiles:\n  p: {preset: turbo}\n",
+    bad_profile(
+        "{preset: turbo}",
         [
             "profiles.p.preset: unknown preset 'turbo'",
             "available: burst, card-testing, diurnal, high, low, normal",
         ],
-        id="unknown-preset",
+        "unknown-preset",
     ),
     pytest.param(
         KAFKA.replace("@TOPIC@", "'${NO_SUCH_VARIABLE_FOR_TESTS}'") + DATASET + PROFILE,
@@ -204,7 +208,7 @@ def test_a_bad_config_is_refused_in_one_line_and_nothing_is_sent(
 ) -> None:
     config = write_config(tmp_path, fill(text, servers=kafka_bootstrap, topic=topic))
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     message = assert_refused(outcome, *fragments)
     assert message.startswith(str(config))
@@ -216,9 +220,21 @@ def test_a_missing_config_file_is_named_with_the_fix(
 ) -> None:
     missing = tmp_path / "nowhere" / "config.yaml"
 
-    outcome = run_cli("--config", str(missing))
+    outcome = run_cli(missing)
 
     assert_refused(outcome, f"config file '{missing}' not found", "pass --config PATH")
+
+
+def config_with_a_one_row_dataset(
+    directory: Path, bootstrap: str, topic: str, properties: str
+) -> Path:
+    """A valid config but for `properties`, streaming a local one-row dataset."""
+    config = write_config(
+        directory,
+        kafka_section(bootstrap, topic, properties) + "dataset: {uri: data.csv}\n" + PROFILE,
+    )
+    (directory / "data.csv").write_text(f"{HEADER}\n{GOOD_ROW}\n")
+    return config
 
 
 @pytest.mark.parametrize(
@@ -247,13 +263,9 @@ def test_a_property_librdkafka_rejects_is_refused_with_its_message(
     properties: str,
     fragments: list[str],
 ) -> None:
-    config = write_config(
-        tmp_path,
-        kafka_section(kafka_bootstrap, topic, properties) + "dataset: {uri: data.csv}\n" + PROFILE,
-    )
-    (tmp_path / "data.csv").write_text(f"{HEADER}\n{GOOD_ROW}\n")
+    config = config_with_a_one_row_dataset(tmp_path, kafka_bootstrap, topic, properties)
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     assert_refused(outcome, *fragments)
     assert consume_all(kafka_bootstrap, topic) == []
@@ -262,15 +274,9 @@ def test_a_property_librdkafka_rejects_is_refused_with_its_message(
 def test_a_rejected_property_is_named_as_the_config_writes_it(
     tmp_path: Path, run_cli: Callable[..., Outcome], kafka_bootstrap: str, topic: str
 ) -> None:
-    config = write_config(
-        tmp_path,
-        kafka_section(kafka_bootstrap, topic, "{linger.ms: soon}")
-        + "dataset: {uri: data.csv}\n"
-        + PROFILE,
-    )
-    (tmp_path / "data.csv").write_text(f"{HEADER}\n{GOOD_ROW}\n")
+    config = config_with_a_one_row_dataset(tmp_path, kafka_bootstrap, topic, "{linger.ms: soon}")
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     assert_refused(outcome, "kafka.config", "linger.ms")
 
@@ -280,8 +286,8 @@ def test_debug_shows_the_traceback_the_default_hides(
 ) -> None:
     config = write_config(tmp_path, "profiles:\n  p: {interval_s: 0, min_records: 1}\n")
 
-    quiet = run_cli("--config", str(config))
-    loud = run_cli("--config", str(config), "--debug")
+    quiet = run_cli(config)
+    loud = run_cli(config, "--debug")
 
     assert_refused(quiet, "profiles.p.interval_s")
     assert loud.code == ExitCode.BAD_INPUT
@@ -318,6 +324,25 @@ def s3_config(
         )
         + PROFILE,
     )
+
+
+@pytest.fixture
+def s3_dataset_config(
+    tmp_path: Path, s3: S3Server, kafka_bootstrap: str, topic: str
+) -> Callable[..., Path]:
+    """`s3_config` for the test's directory, topic and S3 server: only the dataset varies."""
+
+    def write(uri: str, *, on_invalid: str = "skip") -> Path:
+        return s3_config(
+            tmp_path,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            endpoint=s3.endpoint_url,
+            uri=uri,
+            on_invalid=on_invalid,
+        )
+
+    return write
 
 
 @pytest.fixture
@@ -368,8 +393,8 @@ CONTENT_CASES = [
 
 @pytest.mark.parametrize(("body", "fragments"), CONTENT_CASES)
 def test_an_s3_object_that_is_no_dataset_is_refused_and_nothing_is_sent(
-    tmp_path: Path,
     run_cli: Callable[..., Outcome],
+    s3_dataset_config: Callable[..., Path],
     s3: S3Server,
     bucket: str,
     kafka_bootstrap: str,
@@ -378,11 +403,9 @@ def test_an_s3_object_that_is_no_dataset_is_refused_and_nothing_is_sent(
     fragments: list[str],
 ) -> None:
     uri = upload(s3, "in/tx.csv", body)
-    config = s3_config(
-        tmp_path, bootstrap=kafka_bootstrap, topic=topic, endpoint=s3.endpoint_url, uri=uri
-    )
+    config = s3_dataset_config(uri)
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     message = assert_refused(outcome, *fragments)
     assert message.startswith(f"dataset {uri}: ")
@@ -390,41 +413,32 @@ def test_an_s3_object_that_is_no_dataset_is_refused_and_nothing_is_sent(
 
 
 def test_a_bad_row_with_on_invalid_fail_is_refused_naming_its_line(
-    tmp_path: Path,
     run_cli: Callable[..., Outcome],
+    s3_dataset_config: Callable[..., Path],
     s3: S3Server,
     bucket: str,
     kafka_bootstrap: str,
     topic: str,
 ) -> None:
     uri = upload(s3, "tx.csv", f"{HEADER}\n{GOOD_ROW}\n{GOOD_ROW},extra\n".encode())
-    config = s3_config(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topic=topic,
-        endpoint=s3.endpoint_url,
-        uri=uri,
-        on_invalid="fail",
-    )
+    config = s3_dataset_config(uri, on_invalid="fail")
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     assert_refused(outcome, "line 3: 8 columns where the header has 7", "on_invalid: skip")
     assert consume_all(kafka_bootstrap, topic) == []
 
 
 def test_a_missing_bucket_is_named(
-    tmp_path: Path, run_cli: Callable[..., Outcome], s3: S3Server, kafka_bootstrap: str, topic: str
+    run_cli: Callable[..., Outcome],
+    s3_dataset_config: Callable[..., Path],
+    s3: S3Server,
+    kafka_bootstrap: str,
+    topic: str,
 ) -> None:
-    config = s3_config(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topic=topic,
-        endpoint=s3.endpoint_url,
-        uri="s3://no-such-bucket/tx.csv",
-    )
+    config = s3_dataset_config("s3://no-such-bucket/tx.csv")
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     assert_refused(
         outcome,
@@ -435,23 +449,17 @@ def test_a_missing_bucket_is_named(
 
 
 def test_a_missing_key_is_named(
-    tmp_path: Path,
     run_cli: Callable[..., Outcome],
+    s3_dataset_config: Callable[..., Path],
     s3: S3Server,
     bucket: str,
     kafka_bootstrap: str,
     topic: str,
 ) -> None:
     upload(s3, "other.csv", f"{HEADER}\n{GOOD_ROW}\n".encode())
-    config = s3_config(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topic=topic,
-        endpoint=s3.endpoint_url,
-        uri=f"s3://{BUCKET}/in/missing.csv",
-    )
+    config = s3_dataset_config(f"s3://{BUCKET}/in/missing.csv")
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     assert_refused(
         outcome,
@@ -469,7 +477,7 @@ def test_an_unreachable_s3_endpoint_is_named_after_bounded_retries(
         tmp_path, bootstrap=kafka_bootstrap, topic=topic, endpoint=nobody, uri="s3://b/tx.csv"
     )
 
-    outcome = run_cli("--config", str(config))  # returns: the retries are bounded
+    outcome = run_cli(config)  # returns: the retries are bounded
 
     assert_refused(outcome, f"cannot reach S3 at {nobody}", "start it or fix the endpoint")
     assert consume_all(kafka_bootstrap, topic) == []
@@ -483,7 +491,7 @@ def test_a_missing_local_file_is_named(
         kafka_section(kafka_bootstrap, topic) + "dataset: {uri: missing.csv}\n" + PROFILE,
     )
 
-    outcome = run_cli("--config", str(config))
+    outcome = run_cli(config)
 
     assert_refused(outcome, f"dataset {tmp_path / 'missing.csv'}: file not found", "dataset.uri")
     assert consume_all(kafka_bootstrap, topic) == []
@@ -562,8 +570,8 @@ def _set_moto_auth(s3: S3Server, free_requests: str) -> None:
     ],
 )
 def test_access_denied_by_s3_is_named_without_the_credentials(
-    tmp_path: Path,
     run_cli: Callable[..., Outcome],
+    s3_dataset_config: Callable[..., Path],
     s3_enforcing_iam: tuple[S3Server, IamKeys],
     kafka_bootstrap: str,
     topic: str,
@@ -577,14 +585,12 @@ def test_access_denied_by_s3_is_named_without_the_credentials(
         "wrong-secret": (keys.access_key, SECRET_KEY),
     }[who]
     uri = f"s3://{BUCKET}/tx.csv"
-    config = s3_config(
-        tmp_path, bootstrap=kafka_bootstrap, topic=topic, endpoint=s3.endpoint_url, uri=uri
-    )
+    config = s3_dataset_config(uri)
     config.write_text(
         config.read_text().replace(ACCESS_KEY, "${S3_KEY}").replace(SECRET_KEY, "${S3_SECRET}")
     )
 
-    outcome = run_cli("--config", str(config), env={"S3_KEY": access_key, "S3_SECRET": secret_key})
+    outcome = run_cli(config, env={"S3_KEY": access_key, "S3_SECRET": secret_key})
 
     assert_refused(
         outcome,

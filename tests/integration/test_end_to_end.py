@@ -6,7 +6,6 @@ import json
 import signal
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,14 +39,6 @@ def uploaded(s3: S3Server, dataset_csv: bytes) -> str:
     client.create_bucket(Bucket=BUCKET)
     client.put_object(Bucket=BUCKET, Key="in/transactions.csv", Body=dataset_csv)
     return f"s3://{BUCKET}/in/transactions.csv"
-
-
-@pytest.fixture
-def cli_processes() -> Iterator[list[CliProcess]]:
-    started: list[CliProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 def good_rows(csv_bytes: bytes) -> dict[str, dict[str, object]]:

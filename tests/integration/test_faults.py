@@ -14,7 +14,7 @@ import json
 import signal
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -65,20 +65,17 @@ def write_config(
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
+def run_cli(tmp_path: Path, cli_processes: list[CliProcess]) -> Callable[..., CliProcess]:
     """Start `streaming-producer run --config PATH --summary tmp/summary.json ARGS`."""
-    started: list[CliProcess] = []
 
     def start(config: Path, *args: str) -> CliProcess:
         proc = CliProcess(
             ["run", "--config", str(config), "--summary", str(tmp_path / "summary.json"), *args]
         )
-        started.append(proc)
+        cli_processes.append(proc)
         return proc
 
-    yield start
-    for proc in started:
-        proc.stop()
+    return start
 
 
 @pytest.fixture
@@ -90,6 +87,14 @@ def broker(durable_broker: TansuBroker) -> TansuBroker:
 
 def is_stats(event: Event) -> bool:
     return event.get("event") == "profile_stats"
+
+
+def delivering(event: Event) -> bool:
+    return is_stats(event) and event["delivered"] > 0
+
+
+def is_event(name: str) -> Callable[[Event], bool]:
+    return lambda event: event.get("event") == name
 
 
 def next_events(
@@ -162,17 +167,16 @@ def test_an_outage_shorter_than_the_delivery_timeout_loses_and_duplicates_nothin
         {"steady": "{interval_s: 0.05, min_records: 5, max_records: 5, id: fresh}"},
     )
     proc = run_cli(config)
-    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    proc.wait_for(delivering)
 
     broker.kill()
-    proc.wait_for(lambda e: e.get("event") == "kafka_outage")
+    proc.wait_for(is_event("kafka_outage"))
     during = next_events(proc, 3)  # the profile keeps producing while nothing is delivered
     broker.restart()
-    proc.wait_for(lambda e: e.get("event") == "kafka_recovered")
+    proc.wait_for(is_event("kafka_recovered"))
     backlog = during[-1]["produced"]
     proc.wait_for(lambda e: is_stats(e) and e["delivered"] >= backlog)  # the backlog went out
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     total = assert_accounted(summary_of(tmp_path))
     assert total["failed"] == total["undelivered"] == 0
@@ -207,13 +211,12 @@ def test_an_outage_past_the_delivery_timeout_fails_messages_and_logs_why_without
         shutdown_timeout_s=1,
     )
     proc = run_cli(config)
-    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    proc.wait_for(delivering)
 
     broker.kill()
     proc.wait_for(lambda e: is_stats(e) and e["profile"] == "fast" and e["failed"] > 100)
     next_events(proc, 4)
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     total = assert_accounted(summary_of(tmp_path))
     assert total["failed"] > 0
@@ -236,21 +239,37 @@ def test_an_outage_past_the_delivery_timeout_fails_messages_and_logs_why_without
 
 # --- Kafka unreachable at start ------------------------------------------------------------------
 
+CALM = {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
+"""A small profile: a few records every tenth of a second."""
+
+
+def config_for_nobody(tmp_path: Path) -> tuple[str, Path]:
+    """A config whose bootstrap server is a free port nobody listens on, and that address."""
+    nobody = f"127.0.0.1:{free_port()}"
+    return nobody, write_config(tmp_path, nobody, CALM)
+
+
+def sigterm_while_waiting_for_kafka(
+    tmp_path: Path, run_cli: Callable[..., CliProcess]
+) -> tuple[CliProcess, int]:
+    """A run against nobody, stopped once it said Kafka is unreachable; and its exit code."""
+    _, config = config_for_nobody(tmp_path)
+    proc = run_cli(config)
+    proc.wait_for(is_event("kafka_unreachable"))
+    return proc, proc.sigterm_and_wait(EXIT_TIMEOUT_S)
+
 
 def test_kafka_unreachable_at_start_is_retried_calmly_until_it_comes_up(
     tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
 ) -> None:
     broker.kill()
-    config = write_config(
-        tmp_path, broker.bootstrap, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
-    )
+    config = write_config(tmp_path, broker.bootstrap, CALM)
     proc = run_cli(config)
 
-    first, second = next_events(proc, 2, lambda e: e.get("event") == "kafka_unreachable")
+    first, second = next_events(proc, 2, is_event("kafka_unreachable"))
     broker.restart()
-    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    proc.wait_for(delivering)
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     for line in (first, second):
         assert line["bootstrap_servers"] == broker.bootstrap
@@ -272,10 +291,7 @@ def test_kafka_unreachable_at_start_is_retried_calmly_until_it_comes_up(
 def test_startup_timeout_gives_up_with_exit_code_4_naming_the_servers(
     tmp_path: Path, run_cli: Callable[..., CliProcess]
 ) -> None:
-    nobody = f"127.0.0.1:{free_port()}"
-    config = write_config(
-        tmp_path, nobody, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
-    )
+    nobody, config = config_for_nobody(tmp_path)
 
     proc = run_cli(config, "--startup-timeout", "1")
     code = proc.wait(EXIT_TIMEOUT_S)
@@ -295,15 +311,7 @@ def test_startup_timeout_gives_up_with_exit_code_4_naming_the_servers(
 def test_sigterm_while_waiting_for_kafka_at_start_exits_without_sending(
     tmp_path: Path, run_cli: Callable[..., CliProcess]
 ) -> None:
-    nobody = f"127.0.0.1:{free_port()}"
-    config = write_config(
-        tmp_path, nobody, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
-    )
-    proc = run_cli(config)
-    proc.wait_for(lambda e: e.get("event") == "kafka_unreachable")
-
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    proc, code = sigterm_while_waiting_for_kafka(tmp_path, run_cli)
 
     assert code == ExitCode.OK, proc.log()
     assert proc.named("shutdown_requested")
@@ -314,15 +322,7 @@ def test_sigterm_while_waiting_for_kafka_at_start_exits_without_sending(
 def test_a_run_stopped_before_kafka_answered_still_writes_its_summary(
     tmp_path: Path, run_cli: Callable[..., CliProcess]
 ) -> None:
-    nobody = f"127.0.0.1:{free_port()}"
-    config = write_config(
-        tmp_path, nobody, {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"}
-    )
-    proc = run_cli(config)
-    proc.wait_for(lambda e: e.get("event") == "kafka_unreachable")
-
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    proc, code = sigterm_while_waiting_for_kafka(tmp_path, run_cli)
 
     assert code == ExitCode.OK, proc.log()
     assert proc.named("fleet_stopped")
@@ -341,17 +341,19 @@ REFUSED_LOGIN = json.dumps(
 """A SASL login the broker refuses (Tansu: the handshake fails), on every connection attempt."""
 
 
+def run_with_refused_login(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> tuple[CliProcess, int]:
+    """A run whose login the broker refuses, giving up after one second; and its exit code."""
+    config = write_config(tmp_path, broker.bootstrap, CALM, kafka_config=REFUSED_LOGIN)
+    proc = run_cli(config, "--startup-timeout", "1")
+    return proc, proc.wait(EXIT_TIMEOUT_S)
+
+
 def test_a_refused_login_is_not_logged_once_per_reconnect_attempt(
     tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        broker.bootstrap,
-        {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"},
-        kafka_config=REFUSED_LOGIN,
-    )
-    proc = run_cli(config, "--startup-timeout", "1")
-    code = proc.wait(EXIT_TIMEOUT_S)
+    proc, code = run_with_refused_login(tmp_path, broker, run_cli)
 
     assert code == ExitCode.KAFKA_UNREACHABLE, proc.log()
     noisy = Counter(e["event"] for e in proc.events if e["level"] != "info")
@@ -361,14 +363,7 @@ def test_a_refused_login_is_not_logged_once_per_reconnect_attempt(
 def test_a_refused_login_at_start_is_named_as_the_cause_of_giving_up(
     tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        broker.bootstrap,
-        {"p": "{interval_s: 0.1, min_records: 1, max_records: 3}"},
-        kafka_config=REFUSED_LOGIN,
-    )
-    proc = run_cli(config, "--startup-timeout", "1")
-    code = proc.wait(EXIT_TIMEOUT_S)
+    proc, code = run_with_refused_login(tmp_path, broker, run_cli)
 
     assert code == ExitCode.KAFKA_UNREACHABLE, proc.log()
     (fatal,) = proc.named("fatal")
@@ -381,10 +376,8 @@ FLOOD = {"flood": "{interval_s: 0.001, min_records: 5000, max_records: 5000}"}
 """Five million records a second asked of a queue of a thousand."""
 
 
-def test_a_flood_is_slowed_by_backpressure_with_bounded_memory_and_no_crash(
-    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
-) -> None:
-    config = write_config(
+def flood_config(tmp_path: Path, broker: TansuBroker) -> Path:
+    return write_config(
         tmp_path,
         broker.bootstrap,
         FLOOD,
@@ -392,14 +385,18 @@ def test_a_flood_is_slowed_by_backpressure_with_bounded_memory_and_no_crash(
         shutdown_timeout_s=5,
         stats_interval_s=0.3,
     )
-    proc = run_cli(config)
+
+
+def test_a_flood_is_slowed_by_backpressure_with_bounded_memory_and_no_crash(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    proc = run_cli(flood_config(tmp_path, broker))
     proc.wait_for(lambda e: is_stats(e) and e["delivered"] > QUEUE_LIMIT)
 
     rss_before = rss_kib(proc)
     lines = next_events(proc, 6)
     rss_after = rss_kib(proc)
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     # librdkafka's queue bounds what is in flight; memory does not grow with the backlog.
     assert all(line["in_flight"] <= QUEUE_LIMIT for line in lines), lines
@@ -416,20 +413,11 @@ def test_a_flood_is_slowed_by_backpressure_with_bounded_memory_and_no_crash(
 def test_periodic_stats_never_show_more_delivered_than_produced(
     tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        broker.bootstrap,
-        FLOOD,
-        kafka_config=f"{{queue.buffering.max.messages: {QUEUE_LIMIT}}}",
-        shutdown_timeout_s=5,
-        stats_interval_s=0.3,
-    )
-    proc = run_cli(config)
-    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    proc = run_cli(flood_config(tmp_path, broker))
+    proc.wait_for(delivering)
 
     lines = next_events(proc, 8)
-    proc.signal(signal.SIGTERM)
-    proc.wait(EXIT_TIMEOUT_S)
+    proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     assert [line["in_flight"] for line in lines if line["in_flight"] < 0] == []
 
@@ -462,8 +450,7 @@ def test_a_message_over_the_size_limit_is_a_logged_failure_not_a_crash(
             or (is_stats(e) and e["batches"] >= 20 and e["delivered"] > 0)
         )
     )
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     assert crashed_or_going["event"] == "profile_stats", crashed_or_going
     assert any("too large" in json.dumps(e) for e in proc.events if e["level"] != "info")
@@ -485,8 +472,7 @@ def test_sigterm_while_saturated_exits_with_every_message_accounted_for(
     proc = run_cli(config)
     proc.wait_for(lambda e: is_stats(e) and e["behind_schedule"] > 0 and e["delivered"] > 0)
 
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     total = assert_accounted(summary_of(tmp_path))
     assert total["produced"] > 0
@@ -501,22 +487,33 @@ def test_sigterm_while_saturated_exits_with_every_message_accounted_for(
     assert len(consume_all(broker.bootstrap, TOPIC)) >= total["delivered"]
 
 
-def test_sigterm_with_the_broker_down_reports_the_undelivered_and_exits_3(
-    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
-) -> None:
+def start_a_backlog_then_kill_the_broker(
+    tmp_path: Path,
+    broker: TansuBroker,
+    run_cli: Callable[..., CliProcess],
+    *,
+    shutdown_timeout_s: float,
+) -> CliProcess:
+    """A run that delivered, then lost its broker: over 100 messages are in flight."""
     config = write_config(
         tmp_path,
         broker.bootstrap,
         {"p": "{interval_s: 0.01, min_records: 10, max_records: 10}"},
-        shutdown_timeout_s=1,
+        shutdown_timeout_s=shutdown_timeout_s,
     )
     proc = run_cli(config)
-    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
+    proc.wait_for(delivering)
     broker.kill()
     proc.wait_for(lambda e: is_stats(e) and e["in_flight"] > 100)
+    return proc
 
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+
+def test_sigterm_with_the_broker_down_reports_the_undelivered_and_exits_3(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    proc = start_a_backlog_then_kill_the_broker(tmp_path, broker, run_cli, shutdown_timeout_s=1)
+
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     total = assert_accounted(summary_of(tmp_path))
     assert total["undelivered"] > 0
@@ -533,21 +530,11 @@ def test_a_second_sigterm_stops_flushing_at_once(
     tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
 ) -> None:
     # A budget no test waits for: only the second signal can end the drain in time.
-    config = write_config(
-        tmp_path,
-        broker.bootstrap,
-        {"p": "{interval_s: 0.01, min_records: 10, max_records: 10}"},
-        shutdown_timeout_s=3600,
-    )
-    proc = run_cli(config)
-    proc.wait_for(lambda e: is_stats(e) and e["delivered"] > 0)
-    broker.kill()
-    proc.wait_for(lambda e: is_stats(e) and e["in_flight"] > 100)
+    proc = start_a_backlog_then_kill_the_broker(tmp_path, broker, run_cli, shutdown_timeout_s=3600)
 
     proc.signal(signal.SIGTERM)
-    proc.wait_for(lambda e: e.get("event") == "fleet_draining")
-    proc.signal(signal.SIGTERM)
-    code = proc.wait(EXIT_TIMEOUT_S)
+    proc.wait_for(is_event("fleet_draining"))
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
 
     assert proc.named("shutdown_forced")
     total = assert_accounted(summary_of(tmp_path))

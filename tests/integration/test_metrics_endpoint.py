@@ -6,7 +6,6 @@ import json
 import signal
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.cli_process import ROOT, CliProcess
 from tests.services import free_port
-
-
-@pytest.fixture
-def proc_holder() -> Iterator[list[CliProcess]]:
-    held: list[CliProcess] = []
-    yield held
-    for p in held:
-        p.stop()
 
 
 def get(url: str) -> tuple[int, str]:
@@ -43,7 +34,7 @@ def samples(text: str) -> dict[tuple[str, str], float]:
 
 
 def test_metrics_health_and_readiness_of_a_running_fleet(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, proc_holder: list[CliProcess]
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
 ) -> None:
     port = free_port()
     cfg = tmp_path / "config.yaml"
@@ -59,7 +50,7 @@ def test_metrics_health_and_readiness_of_a_running_fleet(
     )
     summary = tmp_path / "summary.json"
     proc = CliProcess(["run", "--config", str(cfg), "--summary", str(summary)])
-    proc_holder.append(proc)
+    cli_processes.append(proc)
     serving = proc.wait_for(lambda e: e.get("event") == "metrics_serving")
     base = serving["url"]
     proc.wait_for(

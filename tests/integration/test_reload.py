@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.integration.cli_process import ROOT, CliProcess
+from tests.integration.cli_process import ROOT, CliProcess, Event
 from tests.services import consume_all
 
 DATASET = ROOT / "data" / "transactions.csv"
@@ -33,20 +31,33 @@ def replace(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-@pytest.fixture
-def procs() -> Iterator[list[CliProcess]]:
-    started: list[CliProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-
-
-def is_event(name: str) -> object:
+def is_event(name: str) -> Callable[[Event], bool]:
     return lambda e: e.get("event") == name
 
 
+ONE = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
+
+
+def start_run(cli_processes: list[CliProcess], cfg: Path, *args: str) -> CliProcess:
+    proc = CliProcess(["run", "--config", str(cfg), *args])
+    cli_processes.append(proc)
+    return proc
+
+
+def refused_reload(
+    cli_processes: list[CliProcess], cfg: Path, text: str, edited: str
+) -> tuple[CliProcess, Event]:
+    """Run config `text`; once a profile started, rewrite it as `edited` and SIGHUP: the refusal."""
+    cfg.write_text(text)
+    proc = start_run(cli_processes, cfg)
+    proc.wait_for(is_event("profile_started"))
+    replace(cfg, edited)
+    proc.signal(signal.SIGHUP)
+    return proc, proc.wait_for(is_event("config_reload_refused"))
+
+
 def test_sighup_applies_added_removed_and_changed_profiles_and_refuses_bad_files(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
 ) -> None:
     cfg = tmp_path / "config.yaml"
     a = "  a: {interval_s: 0.05, min_records: 1, max_records: 2}\n"
@@ -56,8 +67,7 @@ def test_sighup_applies_added_removed_and_changed_profiles_and_refuses_bad_files
     keep = "  keep: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
     cfg.write_text(config_text(kafka_bootstrap, topic, a + b + keep))
     summary = tmp_path / "summary.json"
-    proc = CliProcess(["run", "--config", str(cfg), "--summary", str(summary)])
-    procs.append(proc)
+    proc = start_run(cli_processes, cfg, "--summary", str(summary))
     proc.wait_for(lambda e: e.get("event") == "profile_stats" and e.get("delivered", 0) > 0)
 
     replace(cfg, config_text(kafka_bootstrap, topic, a_changed + c + keep))
@@ -85,8 +95,7 @@ def test_sighup_applies_added_removed_and_changed_profiles_and_refuses_bad_files
         )
     )
 
-    proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0, proc.log()
+    assert proc.sigterm_and_wait() == 0, proc.log()
     result = json.loads(summary.read_text())
     assert set(result["profiles"]) == {"a", "b", "c", "keep"}  # b's counts survive its removal
     assert result["profiles"]["b"]["delivered"] > 0
@@ -101,19 +110,17 @@ def test_sighup_applies_added_removed_and_changed_profiles_and_refuses_bad_files
 
 
 def test_watch_mode_reloads_when_the_file_changes(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
 ) -> None:
     cfg = tmp_path / "config.yaml"
-    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
     two = "  two: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
-    cfg.write_text(config_text(kafka_bootstrap, topic, one, reload="watch"))
-    proc = CliProcess(["run", "--config", str(cfg)])
-    procs.append(proc)
+    cfg.write_text(config_text(kafka_bootstrap, topic, ONE, reload="watch"))
+    proc = start_run(cli_processes, cfg)
     proc.wait_for(lambda e: e.get("event") == "profile_started" and e.get("profile") == "one")
 
     other = tmp_path / "other.csv"
     other.write_bytes(DATASET.read_bytes()[: DATASET.read_bytes().index(b"\n", 5000) + 1])
-    text = config_text(kafka_bootstrap, topic, one + two, reload="watch")
+    text = config_text(kafka_bootstrap, topic, ONE + two, reload="watch")
     replace(cfg, text.replace(str(DATASET), str(other)))
     reloaded = proc.wait_for(is_event("config_reloaded"))
     assert reloaded["reason"] == "file_changed"
@@ -125,45 +132,25 @@ def test_watch_mode_reloads_when_the_file_changes(
     assert loads[1]["source"] == str(other)
     proc.wait_for(lambda e: e.get("event") == "profile_stats" and e.get("profile") == "two")
 
-    proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0, proc.log()
+    assert proc.sigterm_and_wait() == 0, proc.log()
 
 
 def test_kafka_connection_changes_are_refused_live(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
 ) -> None:
-    cfg = tmp_path / "config.yaml"
-    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
-    cfg.write_text(config_text(kafka_bootstrap, topic, one))
-    proc = CliProcess(["run", "--config", str(cfg)])
-    procs.append(proc)
-    proc.wait_for(lambda e: e.get("event") == "profile_started")
-    replace(
-        cfg,
-        config_text(kafka_bootstrap, topic, one).replace(
-            "kafka: {", "kafka: {config: {linger.ms: 50}, "
-        ),
-    )
-    proc.signal(signal.SIGHUP)
-    refused = proc.wait_for(is_event("config_reload_refused"))
+    text = config_text(kafka_bootstrap, topic, ONE)
+    edited = text.replace("kafka: {", "kafka: {config: {linger.ms: 50}, ")
+    proc, refused = refused_reload(cli_processes, tmp_path / "config.yaml", text, edited)
     assert "restart the process" in refused["error"]
-    proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0, proc.log()
+    assert proc.sigterm_and_wait() == 0, proc.log()
 
 
 def test_a_dataset_that_fails_to_load_is_refused_and_the_fleet_keeps_going(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
 ) -> None:
-    cfg = tmp_path / "config.yaml"
-    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
-    cfg.write_text(config_text(kafka_bootstrap, topic, one))
-    proc = CliProcess(["run", "--config", str(cfg)])
-    procs.append(proc)
-    proc.wait_for(lambda e: e.get("event") == "profile_started")
-    missing = tmp_path / "missing.csv"
-    replace(cfg, config_text(kafka_bootstrap, topic, one).replace(str(DATASET), str(missing)))
-    proc.signal(signal.SIGHUP)
-    refused = proc.wait_for(is_event("config_reload_refused"))
+    text = config_text(kafka_bootstrap, topic, ONE)
+    edited = text.replace(str(DATASET), str(tmp_path / "missing.csv"))
+    proc, refused = refused_reload(cli_processes, tmp_path / "config.yaml", text, edited)
     assert "missing.csv" in refused["error"]
     n = len(proc.events)
     proc.wait_for(
@@ -171,22 +158,14 @@ def test_a_dataset_that_fails_to_load_is_refused_and_the_fleet_keeps_going(
             proc.events.index(e) >= n and e.get("event") == "profile_stats" and e["delivered"] > 0
         )
     )
-    proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0, proc.log()
+    assert proc.sigterm_and_wait() == 0, proc.log()
 
 
 def test_instance_id_changes_are_refused_live(
-    tmp_path: Path, kafka_bootstrap: str, topic: str, procs: list[CliProcess]
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
 ) -> None:
-    cfg = tmp_path / "config.yaml"
-    one = "  one: {interval_s: 0.05, min_records: 1, max_records: 1}\n"
-    cfg.write_text(config_text(kafka_bootstrap, topic, one))
-    proc = CliProcess(["run", "--config", str(cfg)])
-    procs.append(proc)
-    proc.wait_for(lambda e: e.get("event") == "profile_started")
-    replace(cfg, "instance_id: renamed\n" + config_text(kafka_bootstrap, topic, one))
-    proc.signal(signal.SIGHUP)
-    refused = proc.wait_for(is_event("config_reload_refused"))
+    text = config_text(kafka_bootstrap, topic, ONE)
+    edited = "instance_id: renamed\n" + text
+    proc, refused = refused_reload(cli_processes, tmp_path / "config.yaml", text, edited)
     assert refused["error"].startswith("instance_id changed")
-    proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0, proc.log()
+    assert proc.sigterm_and_wait() == 0, proc.log()

@@ -15,7 +15,6 @@ import os
 import signal
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -90,14 +89,6 @@ def scrape(url: str) -> str:
 
 
 @pytest.fixture
-def procs() -> Iterator[list[CliProcess]]:
-    started: list[CliProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-
-
-@pytest.fixture
 def uploaded(s3: S3Server) -> None:
     with closing(s3.client()) as client:
         client.create_bucket(Bucket=BUCKET)
@@ -112,7 +103,7 @@ def test_no_secret_appears_anywhere_in_a_debug_run_with_reloads(
     uploaded: None,
     kafka_bootstrap: str,
     topic: str,
-    procs: list[CliProcess],
+    cli_processes: list[CliProcess],
 ) -> None:
     port = free_port()
     config = tmp_path / "config.yaml"
@@ -124,7 +115,7 @@ def test_no_secret_appears_anywhere_in_a_debug_run_with_reloads(
         ["run", "--config", str(config), "--summary", str(summary), "--debug"],
         env={"SECRET": S3_SECRET},
     )
-    procs.append(proc)
+    cli_processes.append(proc)
     proc.wait_for(lambda e: e.get("event") == "profile_stats" and e["delivered"] > 0)
     scraped = [scrape(f"http://127.0.0.1:{port}{path}") for path in ("/metrics", "/readyz")]
 
@@ -162,7 +153,7 @@ def test_no_secret_appears_anywhere_in_a_debug_run_with_reloads(
 
 
 def test_a_rejected_login_never_echoes_the_password(
-    tmp_path: Path, durable_broker: TansuBroker, procs: list[CliProcess]
+    tmp_path: Path, durable_broker: TansuBroker, cli_processes: list[CliProcess]
 ) -> None:
     """SASL against a broker that refuses it: every error path of the login, none with it."""
     properties = {
@@ -179,7 +170,7 @@ def test_a_rejected_login_never_echoes_the_password(
         "profiles:\n  p: {interval_s: 0.1, min_records: 1, max_records: 1}\n"
     )
     proc = CliProcess(["run", "--config", str(config), "--debug", "--startup-timeout", "2"])
-    procs.append(proc)
+    cli_processes.append(proc)
 
     code = proc.wait()
 

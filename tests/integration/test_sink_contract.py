@@ -101,19 +101,25 @@ def test_a_full_queue_raises_buffererror_and_stop_ends_the_wait(
     assert run(scenario) == 5  # accepted up to the bound, then BufferError (not 100)
 
 
+def produce_to_nobody(topic: str, n: int) -> tuple[KafkaUnderTest, ProfileStats]:
+    """A started KafkaSink whose bootstrap address nobody listens at, holding `n` messages."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    under = KafkaUnderTest(nowhere, {"log_level": 0})
+    under.sink.start()
+    stats = ProfileStats("p")
+    report = under.sink.reporter(stats)
+    for i in range(n):
+        under.sink.produce(topic, b"%d" % i, None, [], report)
+    stats.produced = n
+    return under, stats
+
+
 def test_kafka_sink_purges_what_it_cannot_deliver_and_counts_it(topic: str) -> None:
     """Nobody listens at the bootstrap address: close() flushes until its budget runs out, then
     purges, and every message is accounted for as undelivered."""
 
     async def scenario() -> ProfileStats:
-        nowhere = f"127.0.0.1:{free_port()}"
-        under = KafkaUnderTest(nowhere, {"log_level": 0})
-        under.sink.start()
-        stats = ProfileStats("p")
-        report = under.sink.reporter(stats)
-        for i in range(50):
-            under.sink.produce(topic, b"%d" % i, None, [], report)
-        stats.produced = 50
+        under, stats = produce_to_nobody(topic, 50)
         await under.sink.close(timeout_s=0.5, force=asyncio.Event())
         return stats
 
@@ -124,14 +130,7 @@ def test_kafka_sink_purges_what_it_cannot_deliver_and_counts_it(topic: str) -> N
 
 def test_kafka_sink_close_stops_flushing_at_once_when_forced(topic: str) -> None:
     async def scenario() -> ProfileStats:
-        nowhere = f"127.0.0.1:{free_port()}"
-        under = KafkaUnderTest(nowhere, {"log_level": 0})
-        under.sink.start()
-        stats = ProfileStats("p")
-        report = under.sink.reporter(stats)
-        for i in range(20):
-            under.sink.produce(topic, b"%d" % i, None, [], report)
-        stats.produced = 20
+        under, stats = produce_to_nobody(topic, 20)
         force = asyncio.Event()
         asyncio.get_running_loop().call_soon(force.set)
         # A one-hour budget: only `force` can end this close in time for the test's timeout.

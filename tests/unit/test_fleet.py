@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -53,6 +55,17 @@ async def run_fleet(
     return fleet
 
 
+async def run_until_sent(
+    config: Config, dataset: Dataset, n: int, make_sink: Callable[..., FakeSink] = FakeSink
+) -> tuple[Fleet, FakeSink]:
+    """Run the fleet until the sink holds `n` messages, then acknowledge every one of them."""
+    stop = asyncio.Event()
+    sink = make_sink(on_produce=stop_after(n, stop))
+    fleet = await run_fleet(config, dataset, sink, stop)
+    sink.ack()
+    return fleet, sink
+
+
 def test_every_profile_streams_dataset_records_with_its_header(dataset: Dataset) -> None:
     config = make_config(
         high={"interval_s": 0.001, "min_records": 10, "max_records": 20},
@@ -60,14 +73,7 @@ def test_every_profile_streams_dataset_records_with_its_header(dataset: Dataset)
         low={"interval_s": 0.001, "min_records": 1, "max_records": 5, "key": "merchant"},
     )
 
-    async def scenario() -> tuple[Fleet, FakeSink]:
-        stop = asyncio.Event()
-        sink = FakeSink(on_produce=stop_after(600, stop))
-        fleet = await run_fleet(config, dataset, sink, stop)
-        sink.ack()
-        return fleet, sink
-
-    fleet, sink = asyncio.run(scenario())
+    fleet, sink = asyncio.run(run_until_sent(config, dataset, 600))
     by_profile: dict[str, list[Any]] = {}
     for item in sink.sent:
         by_profile.setdefault(dict(item.headers)["profile"].decode(), []).append(item)
@@ -129,14 +135,9 @@ def test_queue_full_is_backpressure_and_loses_nothing(dataset: Dataset) -> None:
         async def wait_for_space(self, stop: asyncio.Event) -> None:
             self.ack()  # the broker catches up while the profile waits
 
-    async def scenario() -> tuple[Fleet, FakeSink]:
-        stop = asyncio.Event()
-        sink = DrainingSink(capacity=3, on_produce=stop_after(200, stop))
-        fleet = await run_fleet(config, dataset, sink, stop)
-        sink.ack()
-        return fleet, sink
-
-    fleet, sink = asyncio.run(scenario())
+    fleet, sink = asyncio.run(
+        run_until_sent(config, dataset, 200, functools.partial(DrainingSink, capacity=3))
+    )
     stats = fleet.stats["p"]
     assert sink.buffer_errors > 0
     assert stats.produced == len(sink.sent) == stats.delivered
@@ -310,14 +311,7 @@ def test_shaped_profile_counts_what_it_sent_and_sends_what_it_scheduled_at_stop(
         }
     )
 
-    async def scenario() -> tuple[Fleet, FakeSink]:
-        stop = asyncio.Event()
-        sink = FakeSink(on_produce=stop_after(500, stop))
-        fleet = await run_fleet(config, dataset, sink, stop)
-        sink.ack()
-        return fleet, sink
-
-    fleet, sink = asyncio.run(scenario())
+    fleet, sink = asyncio.run(run_until_sent(config, dataset, 500))
     stats = fleet.stats["p"]
     assert stats.labels is not None
     events = [s for s in sink.sent if s.topic == "tx"]
