@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     work_dir = Path(tempfile.mkdtemp(prefix="streaming-producer-bench-"))
     # In-process runs (throughput) log through structlog: into a file, not over the tables.
-    from supervisor import logs
+    from supervisor.telemetry import logs
 
     in_process_log = (work_dir / "in-process.log").open("w", encoding="utf-8")
     logs.configure(fmt="json", level="info", stream=in_process_log)

@@ -2,10 +2,10 @@
 
 A control for the tick-lateness figures: a bare uvloop process that does nothing but wake on
 absolute deadlines (one task per interval, the same `asyncio.timeout` + `Event.wait` sleep as
-`supervisor.pacing.sleep_or_stop`) and records how late each wake-up was in the same bucketed
-`supervisor.stats.Histogram`. No Kafka, no dataset, no logging. Run beside the supervisor under
-test, it shows how much of a late tick the machine (scheduler, other tenants, VM wake-up)
-accounts for. Stops on SIGTERM and writes p50/p99/max per interval to OUT_JSON.
+`supervisor.profile.pacing.sleep_or_stop`) and records how late each wake-up was in the same
+bucketed `supervisor.telemetry.stats.Histogram`. No Kafka, no dataset, no logging. Run beside the
+supervisor under test, it shows how much of a late tick the machine (scheduler, other tenants,
+VM wake-up) accounts for. Stops on SIGTERM and writes p50/p99/max per interval to OUT_JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvloop
 
-from supervisor.stats import Histogram
+from supervisor.telemetry.stats import Histogram
 
 
 async def _pace(interval_s: float, histogram: Histogram, stop: asyncio.Event) -> None:

@@ -1,6 +1,6 @@
 """Dataset load from S3, and time from start to the first delivered message.
 
-Load: CSVs from `supervisor.synth.write_csv` (10,000 and 1,000,000 rows; cached under
+Load: CSVs from `supervisor.dataset.synth.write_csv` (10,000 and 1,000,000 rows; cached under
 benchmarks/.cache), uploaded to a moto S3 server; each load runs `supervisor.dataset.load_dataset`
 in a fresh interpreter (`benchmarks.load_worker`), which reports the load + validate time (imports
 apart) and its RSS: after the imports, after the load with the Dataset alive, and the peak.

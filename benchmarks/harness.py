@@ -579,11 +579,11 @@ def cadence_error(entry: Mapping[str, Any], interval_s: float) -> tuple[float, f
 
 
 def synth_csv(rows: int, seed: int = 1) -> Path:
-    """A `supervisor.synth.write_csv` dataset, cached under benchmarks/.cache by (rows, seed,
-    generator source): generating a million rows takes the better part of a minute."""
-    import supervisor.synth
+    """A `supervisor.dataset.synth.write_csv` dataset, cached under benchmarks/.cache by (rows,
+    seed, generator source): generating a million rows takes the better part of a minute."""
+    import supervisor.dataset.synth
 
-    source = Path(supervisor.synth.__file__).read_bytes()
+    source = Path(supervisor.dataset.synth.__file__).read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:12]
     CACHE_DIR.mkdir(exist_ok=True)
     gitignore = CACHE_DIR / ".gitignore"
@@ -594,7 +594,7 @@ def synth_csv(rows: int, seed: int = 1) -> Path:
     if not path.exists():
         for stale in path.parent.glob(f"transactions-{rows}-{seed}-*.csv"):
             stale.unlink()  # made by an earlier version of the generator
-        supervisor.synth.write_csv(path, rows=rows, seed=seed)
+        supervisor.dataset.synth.write_csv(path, rows=rows, seed=seed)
     return path
 
 

@@ -26,8 +26,8 @@ from unittest import mock
 import supervisor.app
 from supervisor import cli
 from supervisor.fleet import Fleet
-from supervisor.stats import Histogram, ProfileStats
-from supervisor.stats import summary as build_summary
+from supervisor.telemetry.stats import Histogram, ProfileStats
+from supervisor.telemetry.stats import summary as build_summary
 
 
 def pooled(histograms: list[Histogram]) -> dict[str, float | int | None]:

@@ -16,8 +16,9 @@ exactly `RECORDS` records per tick (min_records == max_records) every `INTERVAL_
 The run lasts `duration_s` of each profile's own run time and is cut into `WINDOW_S` windows (one
 compressed hour of the day; bursts fall on window edges). Expected ticks in a window [a, b) are
 the integral of the schedule's factor over it divided by `INTERVAL_S`, computed here from the
-schedule's definition (piecewise linear, exact trapezoids), not with `supervisor.schedule`; the
-product's own `RateCurve.integral` is checked against it and the largest difference recorded.
+schedule's definition (piecewise linear, exact trapezoids), not with
+`supervisor.profile.schedule`; the product's own `RateCurve.integral` is checked against it and
+the largest difference recorded.
 
 Observed on each profile's run clock (seconds since its `Pacer` started):
 - ticks due: the pacer's deadlines, its plan, free of event-loop lateness;
@@ -63,9 +64,9 @@ from benchmarks.harness import (
 )
 from supervisor.config import DIURNAL_CURVE, Config
 from supervisor.fleet import Fleet
-from supervisor.pacing import Pacer
-from supervisor.schedule import curve_for
-from supervisor.stats import ProfileStats
+from supervisor.profile.pacing import Pacer
+from supervisor.profile.schedule import curve_for
+from supervisor.telemetry.stats import ProfileStats
 from tests.services import consume_all, start_tansu
 
 INTERVAL_S = 0.1
@@ -96,7 +97,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 def factor_points(schedule: Mapping[str, Any], horizon: float) -> list[tuple[float, float]]:
     """The factor over run times [0, horizon] as (t, factor) points joined by straight lines; a
     step is two points at the same t. Written from the config's documented meaning of each kind,
-    independently of `supervisor.schedule`."""
+    independently of `supervisor.profile.schedule`."""
     kind = schedule["kind"]
     if kind == "burst":
         every, duration, factor = schedule["every_s"], schedule["duration_s"], schedule["factor"]

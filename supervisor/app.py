@@ -18,15 +18,15 @@ from typing import Any, BinaryIO
 
 from supervisor.config import Config
 from supervisor.dataset import Dataset, load_dataset
-from supervisor.dryrun import DryRunSink
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
-from supervisor.logs import get_logger
-from supervisor.metrics import Telemetry
+from supervisor.profile.stream import check_scenarios
 from supervisor.reload import Reloader
-from supervisor.sink import KafkaSink, ManagedSink
-from supervisor.stats import summary as build_summary
-from supervisor.stream import check_scenarios
+from supervisor.sinks.dryrun import DryRunSink
+from supervisor.sinks.kafka import KafkaSink, ManagedSink
+from supervisor.telemetry.logs import get_logger
+from supervisor.telemetry.metrics import Telemetry
+from supervisor.telemetry.stats import summary as build_summary
 
 
 async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:

@@ -35,7 +35,7 @@ from confluent_kafka.admin._resource import ResourceType
 from supervisor.config import REDACTED, Config, is_secret_key
 from supervisor.dataset import Dataset, load_dataset, s3_client
 from supervisor.errors import ConfigError, DatasetError, ExitCode
-from supervisor.stream import check_scenarios
+from supervisor.profile.stream import check_scenarios
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from supervisor import __version__, logs
+from supervisor import __version__
 from supervisor.config import Config, MetricsSettings
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
+from supervisor.telemetry import logs
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -181,7 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
     from supervisor.app import serve
-    from supervisor.metrics import MetricsServer, Telemetry
+    from supervisor.telemetry.metrics import MetricsServer, Telemetry
 
     log = logs.get_logger()
     stop, force, reload = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -255,7 +256,7 @@ def _cmd_rate(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from supervisor.synth import write_csv
+    from supervisor.dataset.synth import write_csv
 
     try:
         write_csv(args.out, rows=args.rows, seed=args.seed)

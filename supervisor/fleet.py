@@ -23,20 +23,20 @@ import structlog
 
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import Dataset
-from supervisor.events import EventBuilder
-from supervisor.logs import RateLimitedLog, get_logger
-from supervisor.pacing import Clock, Pacer, sleep_or_stop
-from supervisor.sampling import Sampler
-from supervisor.schedule import curve_for
-from supervisor.sink import (
+from supervisor.profile.events import EventBuilder
+from supervisor.profile.pacing import Clock, Pacer, sleep_or_stop
+from supervisor.profile.sampling import Sampler
+from supervisor.profile.schedule import curve_for
+from supervisor.profile.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+from supervisor.sinks.kafka import (
     FAILURE_LOG_EVERY_S,
     DeliveryCallback,
     Headers,
     MessageRejected,
     Sink,
 )
-from supervisor.stats import ProfileStats, RateWindow
-from supervisor.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+from supervisor.telemetry.logs import RateLimitedLog, get_logger
+from supervisor.telemetry.stats import ProfileStats, RateWindow
 
 LATENCY_SAMPLES_PER_S = 1000
 """Delivery latencies observed per second and profile, at most (see `KafkaSink.reporter`)."""

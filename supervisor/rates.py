@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from supervisor.config import Config, RampSchedule
-from supervisor.schedule import curve_for
+from supervisor.profile.schedule import curve_for
 
 _HEADER = (
     "profile",

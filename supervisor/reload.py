@@ -22,8 +22,8 @@ from supervisor.config import Config
 from supervisor.dataset import Dataset
 from supervisor.errors import SupervisorError
 from supervisor.fleet import Fleet, ReloadPlan
-from supervisor.logs import get_logger
-from supervisor.stream import check_scenarios
+from supervisor.profile.stream import check_scenarios
+from supervisor.telemetry.logs import get_logger
 
 WATCH_EVERY_S = 1.0
 

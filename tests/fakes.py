@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from supervisor.sink import DeliveryCallback, Headers
-from supervisor.stats import ProfileStats
+from supervisor.sinks.kafka import DeliveryCallback, Headers
+from supervisor.telemetry.stats import ProfileStats
 
 
 @dataclass

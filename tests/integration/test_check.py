@@ -13,8 +13,8 @@ from confluent_kafka.admin import AdminClient
 
 from supervisor.checks import run_checks
 from supervisor.config import Config
+from supervisor.dataset.synth import write_csv
 from supervisor.errors import ExitCode
-from supervisor.synth import write_csv
 from tests.services import S3Server, free_port
 
 BUCKET = "transactions"

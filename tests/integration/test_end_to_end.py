@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.dataset import FIELDS
-from supervisor.synth import write_csv
+from supervisor.dataset.synth import write_csv
 from tests.integration.cli_process import CliProcess
 from tests.services import S3Server, consume_all
 

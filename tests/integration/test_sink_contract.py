@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.sink import KafkaSink
-from supervisor.stats import ProfileStats
+from supervisor.sinks.kafka import KafkaSink
+from supervisor.telemetry.stats import ProfileStats
 from tests.fakes import FakeSink
 from tests.services import consume_all, free_port
 

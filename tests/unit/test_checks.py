@@ -11,8 +11,8 @@ import pytest
 
 from supervisor.checks import config_check_failed, run_checks
 from supervisor.config import REDACTED, Config
+from supervisor.dataset.synth import write_csv
 from supervisor.errors import ConfigError, ExitCode
-from supervisor.synth import write_csv
 
 PROFILES = {"only": {"interval_s": 1, "min_records": 1, "max_records": 3}}
 

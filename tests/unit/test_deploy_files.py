@@ -31,8 +31,8 @@ import pytest
 import yaml
 
 from supervisor.config import Config
-from supervisor.metrics import Telemetry
-from supervisor.stats import ProfileStats
+from supervisor.telemetry.metrics import Telemetry
+from supervisor.telemetry.stats import ProfileStats
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"

@@ -17,9 +17,9 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from supervisor.dryrun import DryRunSink
-from supervisor.sink import Headers
-from supervisor.stats import ProfileStats
+from supervisor.sinks.dryrun import DryRunSink
+from supervisor.sinks.kafka import Headers
+from supervisor.telemetry.stats import ProfileStats
 
 VALUE = (
     '{"id":"00000000-0000-0000-0000-000000000001","description":"Card \\"payment\\"\\n",'
@@ -315,9 +315,9 @@ def test_other_write_errors_stop_the_run_and_count_as_failed() -> None:
 
 HEAD_SCRIPT = """
 import asyncio, json, sys
-from supervisor.dryrun import DryRunSink
-from supervisor.logs import configure
-from supervisor.stats import ProfileStats
+from supervisor.sinks.dryrun import DryRunSink
+from supervisor.telemetry.logs import configure
+from supervisor.telemetry.stats import ProfileStats
 
 async def main():
     stop = asyncio.Event()

@@ -8,7 +8,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.events import fresh_uuids
+from supervisor.profile.events import fresh_uuids
 
 
 @given(seed=st.integers(0, 2**64), count=st.integers(0, 300))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from structlog.testing import capture_logs
 
-from supervisor.logs import RateLimitedLog
+from supervisor.telemetry.logs import RateLimitedLog
 
 
 def test_recurring_event_is_logged_once_per_period_with_the_skipped_count() -> None:

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from supervisor.errors import ConfigError, ExitCode
-from supervisor.metrics import Heartbeat, LibrdkafkaStats, MetricsServer, Telemetry
-from supervisor.stats import ProfileStats
+from supervisor.telemetry.metrics import Heartbeat, LibrdkafkaStats, MetricsServer, Telemetry
+from supervisor.telemetry.stats import ProfileStats
 
 LOOPBACK = "127.0.0.1"
 

@@ -12,8 +12,8 @@ import uvloop
 from pydantic import TypeAdapter
 
 from supervisor.config import Schedule
-from supervisor.pacing import Pacer, sleep_or_stop
-from supervisor.schedule import RateCurve, curve_for
+from supervisor.profile.pacing import Pacer, sleep_or_stop
+from supervisor.profile.schedule import RateCurve, curve_for
 
 WALL_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 

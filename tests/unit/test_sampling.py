@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.sampling import Sampler
+from supervisor.profile.sampling import Sampler
 
 
 @given(

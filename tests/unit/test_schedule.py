@@ -29,7 +29,7 @@ from supervisor.config import (
     Schedule,
     WindowsSchedule,
 )
-from supervisor.schedule import DAY_S, FactorRange, RateCurve, curve_for
+from supervisor.profile.schedule import DAY_S, FactorRange, RateCurve, curve_for
 
 SCHEDULE: TypeAdapter[Schedule] = TypeAdapter(Schedule)
 PROPERTY_SETTINGS = settings(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from supervisor.stats import Histogram, ProfileStats, RateWindow, summary
+from supervisor.telemetry.stats import Histogram, ProfileStats, RateWindow, summary
 
 
 def test_histogram_quantiles_tell_milliseconds_from_seconds() -> None:

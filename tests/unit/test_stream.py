@@ -14,7 +14,7 @@ import pytest
 
 from supervisor.config import ProfileSettings
 from supervisor.dataset import FIELDS, Dataset, load_dataset
-from supervisor.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+from supervisor.profile.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
 
 WALL_START = 1_790_000_000.0  # 2026-09-22: a fixed "now" for the stream's wall clock
 HEADERS = [("profile", b"p"), ("instance", b"i")]

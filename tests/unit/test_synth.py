@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.dataset import FIELDS, parse_csv
-from supervisor.synth import DAYS, START, generate, write_csv
+from supervisor.dataset.synth import DAYS, START, generate, write_csv
 
 SHIPPED = Path(__file__).parents[2] / "data" / "transactions.csv"
 

@@ -29,9 +29,9 @@ from typing import BinaryIO
 
 from confluent_kafka import KafkaError, Message
 
-from supervisor.logs import get_logger
-from supervisor.sink import DeliveryCallback, Headers
-from supervisor.stats import ProfileStats
+from supervisor.sinks.kafka import DeliveryCallback, Headers
+from supervisor.telemetry.logs import get_logger
+from supervisor.telemetry.stats import ProfileStats
 
 _quote = json.JSONEncoder(ensure_ascii=False).encode
 """A str as a JSON string (the encoder's fast path), non-ASCII text left readable as UTF-8."""

@@ -36,7 +36,7 @@ from supervisor.config import (
 )
 from supervisor.dataset import Dataset, field_span, field_text
 from supervisor.errors import DatasetError
-from supervisor.events import fresh_uuids
+from supervisor.profile.events import fresh_uuids
 
 _DEBIT_TAIL = b',"operation_type":"debit","side":"outgoing"}'
 """How every debit value ends: the last two fields are enum literals, serialized verbatim."""

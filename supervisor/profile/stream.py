@@ -24,10 +24,10 @@ from typing import Final, NamedTuple
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import ID_SPAN, Dataset, field_text
 from supervisor.errors import DatasetError
-from supervisor.events import ID_PREFIX, epoch_ms, fresh_uuids, iso_timestamp, rewrite
-from supervisor.sampling import Sampler
-from supervisor.scenarios import Occurrence, ScenarioPlanner, with_amount
-from supervisor.sink import Headers
+from supervisor.profile.events import ID_PREFIX, epoch_ms, fresh_uuids, iso_timestamp, rewrite
+from supervisor.profile.sampling import Sampler
+from supervisor.profile.scenarios import Occurrence, ScenarioPlanner, with_amount
+from supervisor.sinks.kafka import Headers
 
 LATE: Final = "late"
 REORDERED: Final = "reordered"

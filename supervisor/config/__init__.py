@@ -743,7 +743,7 @@ def _preset_dirs(config_dir: Path) -> list[Path]:
     bundled = importlib.resources.files("supervisor") / "_presets"  # a wheel install
     if isinstance(bundled, Path):
         directories.append(bundled)
-    directories.append(Path(__file__).resolve().parent.parent / "profiles")  # a source checkout
+    directories.append(Path(__file__).resolve().parents[2] / "profiles")  # a source checkout
     return directories
 
 

@@ -7,8 +7,8 @@ means the profile cannot keep up (the broker or the queue holds it back, or the 
 one core can produce): it still runs, at once, and is counted as behind schedule, so a saturated
 profile catches up as fast as it can and says so, instead of dropping ticks or hiding the shortfall.
 
-With a rate schedule (a `RateCurve`, see `supervisor.schedule`) the deadlines are spaced by work
-instead of time: each comes when the integral of the rate factor since the previous one reaches
+With a rate schedule (a `RateCurve`, see `supervisor.profile.schedule`) the deadlines are spaced by
+work instead of time: each comes when the integral of the rate factor since the previous one reaches
 `interval_s`. Without one, or with the constant factor 1, the pacer keeps the plain addition.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from supervisor.schedule import RateCurve
+    from supervisor.profile.schedule import RateCurve
 
 Clock = Callable[[], float]
 

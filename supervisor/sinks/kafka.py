@@ -34,9 +34,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from supervisor.config import REDACTED, is_secret_key
 from supervisor.errors import ConfigError, KafkaUnavailableError
-from supervisor.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
-from supervisor.pacing import sleep_or_stop
-from supervisor.stats import ProfileStats
+from supervisor.profile.pacing import sleep_or_stop
+from supervisor.telemetry.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
+from supervisor.telemetry.stats import ProfileStats
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 Headers = list[tuple[str, str | bytes | None]]

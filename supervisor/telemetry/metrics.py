@@ -12,9 +12,9 @@ same port answers the probes:
 
 Threads: the server runs in a daemon thread and one short-lived thread per connection; the
 counters it reads have their own writers (the event loop and the sink's delivery thread, see
-`supervisor.stats`) and are read without locks: a scrape may see a report a message old, never a
-torn value. `LibrdkafkaStats.update` runs on the sink's delivery thread (librdkafka's `stats_cb`)
-and swaps in an immutable snapshot, which the scrape thread reads.
+`supervisor.telemetry.stats`) and are read without locks: a scrape may see a report a message old,
+never a torn value. `LibrdkafkaStats.update` runs on the sink's delivery thread (librdkafka's
+`stats_cb`) and swaps in an immutable snapshot, which the scrape thread reads.
 
 Labels: every per-profile series carries `profile` and `instance_id` (the config's `instance_id`,
 by default the host name, i.e. the pod or container name). It is deliberately not called
@@ -52,8 +52,8 @@ from prometheus_client.utils import floatToGoString
 
 from supervisor import __version__
 from supervisor.errors import ConfigError
-from supervisor.pacing import Clock, sleep_or_stop
-from supervisor.stats import Histogram, ProfileStats
+from supervisor.profile.pacing import Clock, sleep_or_stop
+from supervisor.telemetry.stats import Histogram, ProfileStats
 
 PREFIX: Final = "streaming_producer"
 DEFAULT_PORT: Final = 9464
