@@ -20,10 +20,12 @@ from supervisor.config import Config
 from supervisor.dataset import Dataset, load_dataset
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
+from supervisor.lifecycle import ShutdownBudget
 from supervisor.profile.stream import check_scenarios
 from supervisor.reload import Reloader
+from supervisor.sinks.contract import ManagedSink
 from supervisor.sinks.dryrun import DryRunSink
-from supervisor.sinks.kafka import KafkaSink, ManagedSink
+from supervisor.sinks.kafka import KafkaSink
 from supervisor.telemetry.logs import get_logger
 from supervisor.telemetry.metrics import Telemetry
 from supervisor.telemetry.stats import summary as build_summary
@@ -35,7 +37,7 @@ async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
     settings = config.dataset
     started = time.monotonic()
     dataset = await asyncio.to_thread(
-        load_dataset, settings.uri, s3=settings.s3.location(), on_invalid=settings.on_invalid
+        load_dataset, settings.location, s3=settings.s3.location(), on_invalid=settings.on_invalid
     )
     for bad in dataset.invalid_samples:
         log.warning("dataset_row_skipped", line=bad.line, reason=bad.reason)
@@ -76,56 +78,47 @@ async def serve(
     as JSON lines instead of to Kafka; with `max_messages`, the run stops after that many."""
     log = get_logger()
     kafka = config.kafka
+    sink = _sink(config, stop=stop, telemetry=telemetry, dry_run=dry_run)
     log.info(
         "fleet_starting",
         config=config.source,
-        bootstrap_servers="dry-run" if dry_run is not None else kafka.bootstrap_servers,
+        bootstrap_servers=sink.destination,
         topic=kafka.topic,
         profiles=list(config.profiles),
         producer_config=None if dry_run is not None else kafka.redacted_config(),
         max_messages=max_messages,
     )
-    sink: ManagedSink
-    if dry_run is not None:
-        sink = DryRunSink(dry_run, stop)
-    else:
-        # Creating the producer validates every librdkafka property (ConfigError) before the
-        # dataset load, which may take seconds; nothing is sent until the delivery thread starts.
-        sink = KafkaSink(
-            kafka.producer_config(),
-            embedded=kafka.is_embedded,
-            servers_label=kafka.bootstrap_servers,
-            on_reachable=None if telemetry is None else telemetry.kafka_reachable,
-            on_statistics=None if telemetry is None else telemetry.librdkafka.update,
-        )
     dataset = await load(config, telemetry)
     check_scenarios(config, dataset)
     fleet = Fleet(config, dataset, sink, max_messages=max_messages)
     if telemetry is not None:
         telemetry.watch(fleet.stats)
     started = fleet.clock()
-    try:
-        # Stopped during the load, or before Kafka answered: nothing was produced, and the
-        # summary (all zeros) is still logged and written below.
-        if not stop.is_set():
-            sink.start()
-        if not stop.is_set() and await sink.connect(
-            fleet.topics(), stop=stop, timeout_s=startup_timeout_s
-        ):
-            if telemetry is not None:
-                telemetry.kafka_reachable(True)
-            started = fleet.clock()
-            async with asyncio.TaskGroup() as tg:
+    # One budget for the whole stop: shaped profiles' scheduled messages and the sink's flush
+    # together end within shutdown_timeout_s of the first signal; a second one ends both at once.
+    budget = ShutdownBudget(config.shutdown_timeout_s, force=force)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(budget.watch(stop), name="shutdown-budget")
+        try:
+            # Stopped during the load, or before Kafka answered: nothing was produced, and the
+            # summary (all zeros) is still logged and written below.
+            if not stop.is_set():
+                sink.start()
+            if not stop.is_set() and await sink.connect(
+                fleet.topics(), stop=stop, timeout_s=startup_timeout_s
+            ):
+                if telemetry is not None:
+                    telemetry.kafka_reachable(True)
+                started = fleet.clock()
                 if config_path is not None and reload is not None:
                     reloader = Reloader(config_path, fleet, load=partial(load, telemetry=telemetry))
                     tg.create_task(reloader.run(reload, stop), name="reload")
-                await fleet.run(stop)
-            in_flight = sum(s.in_flight for s in fleet.stats.values())
-            log.info(
-                "fleet_draining", in_flight=in_flight, timeout_s=fleet.config.shutdown_timeout_s
-            )
-    finally:
-        await sink.close(timeout_s=fleet.config.shutdown_timeout_s, force=force)
+                await fleet.run(stop, budget)
+                in_flight = sum(s.in_flight for s in fleet.stats.values())
+                log.info("fleet_draining", in_flight=in_flight, timeout_s=budget.remaining_s())
+        finally:
+            await sink.close(budget)
+            budget.finish()
 
     now = fleet.clock()
     result = build_summary(list(fleet.stats.values()), elapsed_s=now - started, now=now)
@@ -137,7 +130,7 @@ async def serve(
         write_summary(summary_path, result)
     if fleet.crashed:
         return ExitCode.PROFILE_CRASHED, result
-    if isinstance(sink, DryRunSink) and sink.reader_closed:
+    if sink.reader_closed:
         return ExitCode.OK, result  # `--dry-run | head`: the reader had what it wanted
     labels = total["labels"] or dict.fromkeys(("failed", "undelivered", "in_flight", "rejected"), 0)
     if any(total[k] or labels[k] for k in ("failed", "undelivered", "in_flight", "rejected")):
@@ -163,6 +156,28 @@ def _flat(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def _sink(
+    config: Config,
+    *,
+    stop: asyncio.Event,
+    telemetry: Telemetry | None,
+    dry_run: BinaryIO | None,
+) -> ManagedSink:
+    """Where the run's messages go: the dry run's output, or Kafka."""
+    if dry_run is not None:
+        return DryRunSink(dry_run, stop)
+    kafka = config.kafka
+    # Creating the producer validates every librdkafka property (ConfigError) before the dataset
+    # load, which may take seconds; nothing is sent until the delivery thread starts.
+    return KafkaSink(
+        kafka.producer_config(),
+        embedded=kafka.is_embedded,
+        servers_label=kafka.bootstrap_servers,
+        on_reachable=None if telemetry is None else telemetry.kafka_reachable,
+        on_statistics=None if telemetry is None else telemetry.librdkafka.update,
+    )
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:

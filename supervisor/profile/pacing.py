@@ -14,16 +14,13 @@ work instead of time: each comes when the integral of the rate factor since the 
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from supervisor.lifecycle import Clock
 
 if TYPE_CHECKING:
     from supervisor.profile.schedule import RateCurve
-
-Clock = Callable[[], float]
 
 
 class Pacer:
@@ -35,7 +32,7 @@ class Pacer:
     The first deadline is `start` itself, unless the curve's factor is 0 there (a ramp from 0, a
     paused window): then it is the first moment one interval's work has been done, like every
     later deadline. A deadline is `math.inf` once the curve has stopped for good (a ramp to 0)
-    with less than an interval's work left: `delay()` is then infinite.
+    with less than an interval's work left.
     """
 
     __slots__ = ("_clock", "_curve", "_due_s", "interval_s", "next_at", "start")
@@ -59,10 +56,6 @@ class Pacer:
         """The current deadline as run time: seconds after `start`."""
         return self._due_s
 
-    def delay(self) -> float:
-        """Seconds until the next deadline (negative when it has passed, inf when there is none)."""
-        return self.next_at - self._clock()
-
     def tick(self) -> tuple[float, bool]:
         """Consume the current deadline: return (lateness_s, behind) and schedule the next one.
 
@@ -77,21 +70,3 @@ class Pacer:
             self._due_s = self._curve.advance(self._due_s, self.interval_s)
         self.next_at = self.start + self._due_s
         return lateness, now >= self.next_at
-
-
-async def sleep_or_stop(stop: asyncio.Event, delay_s: float) -> bool:
-    """Sleep up to `delay_s` (`math.inf`: until stopped), returning early (True) as soon as `stop`
-    is set."""
-    if stop.is_set():
-        return True
-    if delay_s == math.inf:
-        # Not asyncio.timeout(inf): that would hand the event loop a timer at an infinite time,
-        # which works today with asyncio and uvloop alike but is nowhere promised.
-        await stop.wait()
-        return True
-    try:
-        async with asyncio.timeout(delay_s):
-            await stop.wait()
-    except TimeoutError:
-        return stop.is_set()
-    return True

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import difflib
 import random
-import weakref
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 from supervisor.config import (
     AmountOutlier,
@@ -34,12 +33,11 @@ from supervisor.config import (
     ScenarioKind,
     Velocity,
 )
-from supervisor.dataset import Dataset, field_span, field_text
+from supervisor.dataset import Dataset
+from supervisor.dataset.codec import amount_of, is_debit
 from supervisor.errors import DatasetError
 from supervisor.profile.events import fresh_uuids
 
-_DEBIT_TAIL = b',"operation_type":"debit","side":"outgoing"}'
-"""How every debit value ends: the last two fields are enum literals, serialized verbatim."""
 _OUTLIER_QUANTILE = 0.99
 _T = TypeVar("_T")
 
@@ -85,17 +83,6 @@ _NOTHING_REPLACED: Mapping[int, tuple[int, Occurrence]] = MappingProxyType({})
 _IDLE = TickPlan((), _NOTHING_REPLACED)
 
 
-def with_amount(value: bytes, amount: bytes) -> bytes:
-    """`value`, one pre-serialized message value, with its amount replaced by `amount`, a JSON
-    number as text.
-
-    Every byte after the amount moves by the difference in length, so splice the id and
-    timestamp at the dataset's offsets (`ID_SPAN`, `Dataset.ts_spans`) first, or not at all.
-    """
-    start, end = field_span(value, "amount")
-    return b"".join((value[:start], amount, value[end:]))
-
-
 def _cents(amount: float) -> bytes:
     return b"%.2f" % amount
 
@@ -138,8 +125,8 @@ class ScenarioPlanner:
         # is a debit drawn uniformly, and bisecting `_bounds` finds its merchant: no per-row
         # merchant array.
         by_merchant = not isinstance(scenario, Velocity)
-        self._rows, self._bounds, self._merchants = _derived(
-            dataset, f"debits:{by_merchant}", lambda: _index_debits(dataset, by_merchant)
+        self._rows, self._bounds, self._merchants = dataset.derived(
+            f"debits:{by_merchant}", lambda: _index_debits(dataset, by_merchant)
         )
         if not self._rows:
             raise DatasetError(
@@ -152,8 +139,7 @@ class ScenarioPlanner:
         )
         self._fixed_merchant = None if merchant is None else self._merchant_index(merchant, dataset)
         self._p99 = (
-            _derived(
-                dataset,
+            dataset.derived(
                 "p99",
                 lambda: _quantile_by_merchant(
                     dataset.values, self._rows, self._bounds, _OUTLIER_QUANTILE
@@ -318,19 +304,6 @@ class ScenarioPlanner:
         )
 
 
-_DERIVED: weakref.WeakKeyDictionary[Dataset, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def _derived(dataset: Dataset, name: str, build: Callable[[], _T]) -> _T:
-    """`build()` computed once per dataset (and dropped with it): the start-up check, each
-    scenario profile and each restart share one index instead of rebuilding it (seconds for a
-    million rows). The indexes are read-only."""
-    cache = _DERIVED.setdefault(dataset, {})
-    if name not in cache:
-        cache[name] = build()
-    return cast(_T, cache[name])
-
-
 def _index_debits(
     dataset: Dataset, by_merchant: bool
 ) -> tuple[array[int], array[int], tuple[str, ...]]:
@@ -341,11 +314,11 @@ def _index_debits(
     """
     values = dataset.values
     if not by_merchant:
-        rows = array("I", (row for row, value in enumerate(values) if value.endswith(_DEBIT_TAIL)))
+        rows = array("I", (row for row, value in enumerate(values) if is_debit(value)))
         return rows, array("I", (0, len(rows))), ()
     groups: dict[bytes, array[int]] = {}
     for row, (value, merchant) in enumerate(zip(values, dataset.column("merchant"), strict=True)):
-        if value.endswith(_DEBIT_TAIL):
+        if is_debit(value):
             group = groups.get(merchant)
             if group is None:
                 group = groups[merchant] = array("I")
@@ -364,13 +337,9 @@ def _quantile_by_merchant(
     (numpy's default)."""
     quantiles = array("d")
     for k in range(len(bounds) - 1):
-        amounts = sorted(_amount(values[row]) for row in rows[bounds[k] : bounds[k + 1]])
+        amounts = sorted(amount_of(values[row]) for row in rows[bounds[k] : bounds[k + 1]])
         position = q * (len(amounts) - 1)
         below = int(position)
         above = min(below + 1, len(amounts) - 1)
         quantiles.append(amounts[below] + (amounts[above] - amounts[below]) * (position - below))
     return quantiles
-
-
-def _amount(value: bytes) -> float:
-    return float(field_text(value, "amount"))

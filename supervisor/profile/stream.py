@@ -22,12 +22,21 @@ from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from supervisor.config import Config, ProfileSettings
-from supervisor.dataset import ID_SPAN, Dataset, field_text
+from supervisor.dataset import Dataset
+from supervisor.dataset.codec import (
+    epoch_ms,
+    field_text,
+    id_of,
+    iso_timestamp,
+    splice,
+    with_amount,
+)
 from supervisor.errors import DatasetError
-from supervisor.profile.events import ID_PREFIX, epoch_ms, fresh_uuids, iso_timestamp, rewrite
+from supervisor.profile.events import fresh_uuids
 from supervisor.profile.sampling import Sampler
-from supervisor.profile.scenarios import Occurrence, ScenarioPlanner, with_amount
-from supervisor.sinks.kafka import Headers
+from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
+from supervisor.sinks.contract import Headers
+from supervisor.telemetry.stats import ProfileStats
 
 LATE: Final = "late"
 REORDERED: Final = "reordered"
@@ -143,6 +152,30 @@ class ProfileStream:
         """Send `message` at run time `at_s` (after everything already due by then)."""
         heapq.heappush(self._timed, (at_s, next(self._order), message))
 
+    def produced(
+        self, messages: Sequence[Outgoing], rejected: Sequence[int], stats: ProfileStats
+    ) -> None:
+        """Account for `messages`, which the producer accepted (but the positions `rejected`):
+        count what each is (late, reordered, duplicate, fraud) and schedule the label of each
+        fraud event, now that the event itself is out."""
+        for i, m in enumerate(messages):
+            tally, scenario, label = m.tally, m.scenario, m.label
+            if not tally and scenario is None and label is None:
+                continue
+            if rejected and i in rejected:
+                continue
+            for kind in tally:
+                if kind == LATE:
+                    stats.late += 1
+                elif kind == REORDERED:
+                    stats.reordered += 1
+                elif kind == DUPLICATE:
+                    stats.duplicates += 1
+            if scenario is not None:
+                stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
+            if label is not None:
+                self.schedule(*label)
+
     # -- one tick -------------------------------------------------------------------------------
 
     def tick(self, at_s: float) -> list[Outgoing]:
@@ -198,11 +231,7 @@ class ProfileStream:
                 tally = (LATE,)
             elif shifting:
                 ts = iso_timestamp(epoch)
-            value = values[row]
-            if ts is not None:
-                value = value[: spans[2 * row]] + ts + value[spans[2 * row + 1] :]
-            if new_id is not None:
-                value = ID_PREFIX + new_id + value[ID_SPAN[1] :]
+            value = splice(values[row], spans[2 * row], spans[2 * row + 1], new_id, ts)
             headers = plain_headers
             scenario = label = None
             if fraud is not None:
@@ -261,12 +290,12 @@ class ProfileStream:
             row = event.row
             epoch = start + (event.at_s - occurrence.start_s)
             ts = iso_timestamp(epoch)
-            value = rewrite(
+            value = splice(
                 self._values[row],
                 self._spans[2 * row],
                 self._spans[2 * row + 1],
-                id=ids[36 * k : 36 * k + 36],
-                ts=ts,
+                ids[36 * k : 36 * k + 36],
+                ts,
             )
             if event.amount is not None:
                 value = with_amount(value, event.amount)
@@ -301,7 +330,7 @@ class ProfileStream:
         labels = self._settings.labels
         if labels is None:
             return None
-        event_id = value[ID_SPAN[0] : ID_SPAN[1]]
+        event_id = id_of(value)
         label = json.dumps(
             {
                 "id": event_id.decode(),

@@ -25,19 +25,15 @@ import asyncio
 import contextvars
 import json
 import os
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from confluent_kafka import KafkaError, Message
-
-from supervisor.sinks.kafka import DeliveryCallback, Headers
+from supervisor.lifecycle import ShutdownBudget
+from supervisor.sinks.contract import Headers, Reporter
 from supervisor.telemetry.logs import get_logger
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.telemetry.stats import DeliveryStats
 
 _quote = json.JSONEncoder(ensure_ascii=False).encode
 """A str as a JSON string (the encoder's fast path), non-ASCII text left readable as UTF-8."""
-_WRITTEN = Message()
-"""Stands for every message in this sink's delivery reports: its reporter reads nothing from it,
-and building one per message would only cost time."""
 
 
 class DryRunSink:
@@ -69,14 +65,15 @@ class DryRunSink:
         self._out = out
         self._stop = stop
         self._pending = bytearray()
-        self._callbacks: list[DeliveryCallback] = []
-        """The delivery callbacks of the lines in `_pending`, in order."""
+        self._reports: list[DeliveryStats] = []
+        """Who counts each line in `_pending`, in order."""
         self._scheduled: asyncio.Handle | None = None
         self._abandoned = False
         self.reader_closed = False
         """Whether the run ended because the reader closed the output (`| head`): the ordinary
         end of a piped dry run, not a failure, although its unwritten lines are undelivered."""
         self._log = get_logger()
+        self.destination = "dry-run"
 
     def start(self) -> None:
         """Nothing to start: lines are written as they are produced."""
@@ -87,9 +84,9 @@ class DryRunSink:
         """Nothing to connect to: ready at once."""
         return True
 
-    async def close(self, *, timeout_s: float, force: asyncio.Event) -> None:
-        """Write out the pending lines. A blocking write cannot be abandoned half-way, so
-        `timeout_s` and `force` (there to match `KafkaSink.close`) do not bound it."""
+    async def close(self, budget: ShutdownBudget) -> None:
+        """Write out the pending lines. A blocking write cannot be abandoned half-way, so the
+        budget does not bound it."""
         self._flush()
 
     def produce(
@@ -98,7 +95,7 @@ class DryRunSink:
         value: bytes,
         key: bytes | None,
         headers: Headers,
-        on_delivery: DeliveryCallback,
+        report: Reporter,
         timestamp_ms: int = 0,
     ) -> None:
         """Buffer one line; `value` must be one compact JSON document (what the fleet's
@@ -106,7 +103,7 @@ class DryRunSink:
         if self._abandoned:
             raise BufferError("the dry-run output is closed")
         self._pending += _line(topic, value, key, headers, timestamp_ms)
-        self._callbacks.append(on_delivery)
+        self._reports.append(cast(DeliveryStats, report))
         if len(self._pending) >= self.FLUSH_AT_BYTES:
             self._flush()
         elif self._scheduled is None:
@@ -118,46 +115,41 @@ class DryRunSink:
         if self._abandoned:
             await stop.wait()
 
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
-        """Counts written lines as delivered, lines lost to a closed reader as undelivered and
-        lines lost to a write error as failed. No latency is observed (`latency_every` is
-        ignored): without a broker there is no acknowledgement delay to measure."""
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                stats.delivered += 1
-            elif err.code() == KafkaError._PURGE_QUEUE:
-                stats.undelivered += 1
-            else:
-                stats.failed += 1
-
-        return on_delivery
+    def reporter(self, stats: DeliveryStats) -> Reporter:
+        """The stats themselves: a line written out is delivered, one lost to a closed reader
+        undelivered, one lost to a write error failed. No latency is observed: without a broker
+        there is no acknowledgement delay to measure."""
+        return stats
 
     def _flush(self) -> None:
         """Write the pending lines out and report them: delivered, or lost with the output."""
         if self._scheduled is not None:  # flushing now leaves nothing for a later flush
             self._scheduled.cancel()
             self._scheduled = None
-        if not self._callbacks:
+        if not self._reports:
             return
         data, self._pending = self._pending, bytearray()
-        callbacks, self._callbacks = self._callbacks, []
+        reports, self._reports = self._reports, []
         try:
             view = memoryview(data)
             while view:  # an unbuffered `out` may take part of it (a signal interrupted it)
                 view = view[self._out.write(view) :]
             self._out.flush()
         except OSError as exc:
-            self._abandon(exc, callbacks)
+            self._abandon(exc, reports)
         else:
-            _report(callbacks, None)
+            for stats in reports:
+                stats.record_delivered(None)
 
-    def _abandon(self, exc: OSError, callbacks: list[DeliveryCallback]) -> None:
+    def _abandon(self, exc: OSError, reports: list[DeliveryStats]) -> None:
         self._abandoned = True
         self._discard_output()
         reader_closed = self.reader_closed = isinstance(exc, BrokenPipeError)
-        code = KafkaError._PURGE_QUEUE if reader_closed else KafkaError._FS
-        _report(callbacks, KafkaError(code, str(exc)))
+        for stats in reports:
+            if reader_closed:
+                stats.record_undelivered()
+            else:
+                stats.record_failed()
         self._stop.set()
         # The output is every profile's: log outside the context of the one whose line met it.
         quiet = contextvars.Context()
@@ -165,12 +157,12 @@ class DryRunSink:
             quiet.run(
                 self._log.info,
                 "dry_run_output_closed",
-                undelivered=len(callbacks),
+                undelivered=len(reports),
                 note="stopping the run",
             )
         else:
             quiet.run(
-                self._log.error, "dry_run_output_failed", reason=str(exc), failed=len(callbacks)
+                self._log.error, "dry_run_output_failed", reason=str(exc), failed=len(reports)
             )
 
     def _discard_output(self) -> None:
@@ -199,11 +191,6 @@ def _line(
         f'"timestamp":{timestamp_ms or "null"},"value":'
     )
     return b"".join((envelope.encode(), value, b"}\n"))
-
-
-def _report(callbacks: list[DeliveryCallback], err: KafkaError | None) -> None:
-    for on_delivery in callbacks:
-        on_delivery(err, _WRITTEN)
 
 
 def _json_text(data: str | bytes | None) -> str:

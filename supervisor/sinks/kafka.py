@@ -28,73 +28,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from supervisor.config import REDACTED, is_secret_key
 from supervisor.errors import ConfigError, KafkaUnavailableError
-from supervisor.profile.pacing import sleep_or_stop
+from supervisor.lifecycle import ShutdownBudget, first_of, sleep_or_stop
+from supervisor.sinks import kafka_errors
+from supervisor.sinks.contract import (
+    FAILURE_LOG_EVERY_S,
+    Headers,
+    MessageRejected,
+    Reporter,
+)
 from supervisor.telemetry.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.telemetry.stats import DeliveryStats
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
-Headers = list[tuple[str, str | bytes | None]]
+"""librdkafka's delivery report callback: the Kafka sink's `Reporter`."""
 
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 _POLL_S = 0.1
-FAILURE_LOG_EVERY_S = 5.0
-"""At most one line per profile this often for failed or rejected messages."""
 _SPACE_RECHECK_S = 0.05
 _ERROR_LOG_EVERY_S = 30.0
-_PROBE_KEY = "streaming.producer.probe"
-"""A property librdkafka does not know: set after one user property, it makes the constructor
-fail at once, before any client exists, unless that user property failed first."""
-
-
-class MessageRejected(Exception):
-    """The producer refused one message outright (e.g. larger than message.max.bytes): it never
-    entered the queue, so it is neither produced nor failed; the profile counts it as rejected."""
-
-
-class Sink(Protocol):
-    """What a profile task needs from where its messages go."""
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None,
-        headers: Headers,
-        on_delivery: DeliveryCallback,
-        timestamp_ms: int = 0,
-    ) -> None:
-        """Enqueue one message; raise BufferError when the queue is full. `timestamp_ms` is its
-        Kafka timestamp in Unix milliseconds; 0 lets the producer stamp it when produced."""
-
-    async def wait_for_space(self, stop: asyncio.Event) -> None:
-        """Return when the queue may take more messages, or when `stop` is set."""
-
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
-        """A delivery callback that updates `stats` from delivery reports, observing the latency
-        of one delivery in `latency_every`."""
-
-
-class ManagedSink(Sink, Protocol):
-    """A sink as the app drives it for a whole run: `KafkaSink`, or `DryRunSink` for
-    `run --dry-run`, which the app can therefore swap for one another."""
-
-    def start(self) -> None:
-        """Start serving deliveries; call from the event loop that will produce."""
-
-    async def connect(
-        self, topics: list[str], *, stop: asyncio.Event, timeout_s: float | None
-    ) -> bool:
-        """Wait until the destination is usable; False if `stop` was set meanwhile."""
-
-    async def close(self, *, timeout_s: float, force: asyncio.Event) -> None:
-        """Deliver what is pending within `timeout_s` (or until `force`), then account for the
-        rest as undelivered."""
 
 
 class _LibrdkafkaFilter(logging.Filter):
@@ -108,6 +64,9 @@ class _LibrdkafkaFilter(logging.Filter):
 
 class KafkaSink:
     """A shared confluent-kafka Producer with a delivery thread (see the module docstring)."""
+
+    reader_closed = False
+    """A broker never stops reading: only a dry run's reader can end a run that way."""
 
     def __init__(
         self,
@@ -125,6 +84,7 @@ class KafkaSink:
         self._log = get_logger()
         self._on_reachable = on_reachable
         self.servers_label = servers_label
+        self.destination = servers_label
         self.embedded = embedded
         rd_logger = logging.getLogger(LIBRDKAFKA_LOGGER)
         if not any(isinstance(f, _LibrdkafkaFilter) for f in rd_logger.filters):
@@ -144,7 +104,7 @@ class KafkaSink:
         try:
             self._producer = Producer(conf)
         except (KafkaException, TypeError, ValueError) as exc:
-            raise ConfigError(_config_problem(producer_config, exc)) from None
+            raise ConfigError(kafka_errors.config_problem(producer_config, exc)) from None
         self._connected = False
         self._last_error: str | None = None
         self._error_logs: dict[int, RateLimitedLog] = {}
@@ -191,14 +151,13 @@ class KafkaSink:
                     )
             except KafkaException as exc:
                 # A refused login or TLS handshake is the real cause behind "transport failure".
-                reason = self._last_error or _kafka_reason(exc)
+                reason = self._last_error or kafka_errors.reason(exc)
                 waited = time.monotonic() - started
                 if timeout_s is not None and waited >= timeout_s:
                     fix = (
-                        "check the credentials and security settings in kafka.config"
+                        kafka_errors.FIX_CREDENTIALS
                         if self._last_error
-                        else "check kafka.bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS and that"
-                        " the brokers are up"
+                        else kafka_errors.FIX_SERVERS
                     )
                     raise KafkaUnavailableError(
                         f"Kafka at {self.servers_label} not usable after {waited:.0f}s"
@@ -246,23 +205,24 @@ class KafkaSink:
             return True
         return False
 
-    async def close(self, *, timeout_s: float, force: asyncio.Event) -> None:
-        """Flush what is queued within `timeout_s` (or until `force` is set), then purge the
-        rest, whose delivery reports count it as undelivered."""
-        self._drain_deadline = time.monotonic() + timeout_s
+    async def close(self, budget: ShutdownBudget) -> None:
+        """Flush what is queued until the budget is over, then purge the rest, whose delivery
+        reports count it as undelivered."""
+        budget.begin()
+        self._drain_deadline = budget.deadline
         self._closing.set()
         if self._thread is None:  # never started: drain on a worker thread instead
             self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
             self._thread.start()
         done: asyncio.Future[Any] = asyncio.wrap_future(self._done)
-        forced: asyncio.Future[Any] = asyncio.ensure_future(force.wait())
+        over: asyncio.Future[Any] = asyncio.ensure_future(budget.over.wait())
         try:
-            await asyncio.wait({done, forced}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({done, over}, return_when=asyncio.FIRST_COMPLETED)
             if not done.done():
                 self._forced.set()
             await done
         finally:
-            forced.cancel()
+            over.cancel()
 
     # -- hot path -------------------------------------------------------------------------------
 
@@ -272,7 +232,7 @@ class KafkaSink:
         value: bytes,
         key: bytes | None,
         headers: Headers,
-        on_delivery: DeliveryCallback,
+        report: Reporter,
         timestamp_ms: int = 0,
     ) -> None:
         try:
@@ -280,12 +240,12 @@ class KafkaSink:
                 topic,
                 value,
                 key,
-                on_delivery=on_delivery,
+                on_delivery=cast(DeliveryCallback, report),
                 headers=headers,
                 timestamp=timestamp_ms,
             )
         except KafkaException as exc:
-            raise MessageRejected(_kafka_reason(exc)) from None
+            raise MessageRejected(kafka_errors.reason(exc)) from None
 
     async def wait_for_space(self, stop: asyncio.Event) -> None:
         # The delivery thread sets `_space` after serving delivery reports while someone waits;
@@ -293,47 +253,28 @@ class KafkaSink:
         self._space.clear()
         self._waiting_for_space = True
         try:
-            waiters: list[asyncio.Future[Any]] = [
-                asyncio.ensure_future(self._space.wait()),
-                asyncio.ensure_future(stop.wait()),
-            ]
-            try:
-                await asyncio.wait(
-                    waiters, timeout=_SPACE_RECHECK_S, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await first_of(self._space, stop, timeout_s=_SPACE_RECHECK_S)
         finally:
             self._waiting_for_space = False
 
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
-        # Observing a latency costs about 0.3 µs a message, on the thread that competes with the
-        # producing one for the GIL: above 1,000 msg/s a sample is as informative (the fleet
-        # passes latency_every = rate / 1,000) and the throughput stays the producer's.
+    def reporter(self, stats: DeliveryStats) -> DeliveryCallback:
+        """librdkafka's delivery callback for messages counted by `stats`: it translates each
+        report into the stats' outcome (runs on the delivery thread)."""
         failed = RateLimitedLog(
             self._log.bind(profile=stats.name), "delivery_failed", every_s=FAILURE_LOG_EVERY_S
         )
-        latency = stats.latency
-        countdown = 1
+        delivered = stats.record_delivered
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            nonlocal countdown
             if err is None:
-                stats.delivered += 1
-                countdown -= 1
-                if countdown == 0:
-                    countdown = latency_every
-                    seconds = msg.latency()
-                    if seconds is not None:
-                        latency.observe(seconds)
+                delivered(msg.latency())
                 if self._outage_since is not None:
                     self._recovered()
                 return
             if err.code() in _PURGED:
-                stats.undelivered += 1
+                stats.record_undelivered()
                 return
-            stats.failed += 1
+            stats.record_failed()
             failed(topic=msg.topic(), reason=err.str(), code=err.name())
 
         return on_delivery
@@ -407,33 +348,3 @@ class KafkaSink:
                 bootstrap_servers=self.servers_label,
                 outage_s=round(time.monotonic() - since, 1),
             )
-
-
-def _config_problem(config: Mapping[str, Any], exc: Exception) -> str:
-    """One line naming the kafka.config property librdkafka refused, as the config wrote it.
-
-    librdkafka reports aliases by their canonical name (`linger.ms` as `queue.buffering.max.ms`)
-    and stops at the first bad property; trying each property alone, followed by a probe key
-    librdkafka does not know, finds the culprit without ever starting a client."""
-    reason = _kafka_reason(exc) if isinstance(exc, KafkaException) else str(exc)
-    for key, value in config.items():
-        if key in ("bootstrap.servers", "client.id"):
-            continue
-        try:
-            Producer({key: value, _PROBE_KEY: 1})
-        except KafkaException as probe:
-            if _PROBE_KEY in _kafka_reason(probe):
-                continue
-            shown = REDACTED if is_secret_key(key) else repr(value)
-            return (
-                f"kafka.config[{key!r}] = {shown}: {_kafka_reason(probe)} — fix or remove it"
-                " (librdkafka's CONFIGURATION.md lists every property and its values)"
-            )
-        except (TypeError, ValueError) as probe:
-            return f"kafka.config[{key!r}]: {probe} — fix or remove it"
-    return f"kafka.config: {reason}"
-
-
-def _kafka_reason(exc: KafkaException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    return arg.str() if isinstance(arg, KafkaError) else str(arg)

@@ -52,7 +52,7 @@ from prometheus_client.utils import floatToGoString
 
 from supervisor import __version__
 from supervisor.errors import ConfigError
-from supervisor.profile.pacing import Clock, sleep_or_stop
+from supervisor.lifecycle import Clock, sleep_or_stop
 from supervisor.telemetry.stats import Histogram, ProfileStats
 
 PREFIX: Final = "streaming_producer"

@@ -282,7 +282,7 @@ def test_apply_starts_added_stops_removed_restarts_changed_and_keeps_unchanged(
     # A removed profile's counters stay in the summary.
     assert fleet.stats["drop"].produced > 0
     assert fleet.stats["drop"].stopped_at is not None
-    assert sorted(fleet.running()) == []  # all halted after stop
+    assert not fleet._running  # all halted after stop
 
 
 def test_apply_refuses_when_not_running(dataset: Dataset) -> None:

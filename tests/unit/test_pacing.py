@@ -12,7 +12,8 @@ import uvloop
 from pydantic import TypeAdapter
 
 from supervisor.config import Schedule
-from supervisor.profile.pacing import Pacer, sleep_or_stop
+from supervisor.lifecycle import sleep_or_stop
+from supervisor.profile.pacing import Pacer
 from supervisor.profile.schedule import RateCurve, curve_for
 
 WALL_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
@@ -40,7 +41,7 @@ def test_deadlines_are_absolute_so_work_time_does_not_drift() -> None:
     ticks = 0
     # Each batch takes 0.2 s of work; the pacer must still tick every 0.5 s exactly.
     while clock.now < 100.0 + 60.0:
-        delay = pacer.delay()
+        delay = (pacer.next_at - clock.now)
         if delay > 0:
             clock.now += delay
             continue
@@ -58,7 +59,7 @@ def test_sleep_after_work_would_drift_but_pacer_does_not() -> None:
     pacer = Pacer(1.0, clock=clock)
     starts = []
     for _ in range(10):
-        clock.now += max(0.0, pacer.delay())
+        clock.now += max(0.0, (pacer.next_at - clock.now))
         starts.append(clock.now)
         pacer.tick()
         clock.now += 0.3  # work
@@ -71,7 +72,7 @@ def test_a_tick_a_whole_interval_late_counts_as_behind_and_is_not_dropped() -> N
     pacer.tick()  # on time, at 100.0
     clock.now += 0.75  # a stall: the deadlines 100.2, 100.4, 100.6 have passed
     results = []
-    while pacer.delay() <= 0:
+    while (pacer.next_at - clock.now) <= 0:
         results.append(pacer.tick())
     lateness = [round(late, 6) for late, _ in results]
     behind = [b for _, b in results]
@@ -147,7 +148,7 @@ def test_a_schedule_starting_at_zero_waits_for_an_intervals_work() -> None:
     ramp = curve(kind="ramp", **{"from": 0, "to": 1}, duration_s=100)
     pacer = Pacer(2.0, clock=clock, curve=ramp)  # factor t / 100: work t**2 / 200, 2 at t = 20
     assert pacer.due_s == pytest.approx(20.0)
-    assert pacer.delay() == pytest.approx(20.0)
+    assert (pacer.next_at - clock.now) == pytest.approx(20.0)
 
 
 def test_a_ramp_to_zero_ends_the_deadlines() -> None:
@@ -156,7 +157,7 @@ def test_a_ramp_to_zero_ends_the_deadlines() -> None:
     pacer = Pacer(1.0, clock=clock, curve=curve(kind="ramp", **{"from": 1, "to": 0}, duration_s=4))
     assert on_time_deadlines(pacer, clock, 3) == pytest.approx([0.0, 4 - math.sqrt(8), 4.0])
     assert pacer.next_at == math.inf
-    assert pacer.delay() == math.inf
+    assert (pacer.next_at - clock.now) == math.inf
     assert pacer.tick() == (0.0, False)
     assert pacer.next_at == math.inf
 

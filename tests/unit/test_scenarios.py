@@ -18,8 +18,9 @@ from pydantic import TypeAdapter
 
 from supervisor.config import Scenario
 from supervisor.dataset import Dataset, load_dataset, parse_csv
+from supervisor.dataset.codec import with_amount
 from supervisor.errors import DatasetError
-from supervisor.profile.scenarios import Occurrence, ScenarioPlanner, TickPlan, with_amount
+from supervisor.profile.scenarios import Occurrence, ScenarioPlanner, TickPlan
 
 REPO_DATASET = Path(__file__).parents[2] / "data" / "transactions.csv"
 CENTS = re.compile(rb"(0|[1-9][0-9]*)\.[0-9]{2}")

@@ -1,0 +1,225 @@
+"""The record codec: the one owner of a message value's byte layout.
+
+Every valid dataset row is serialized once, at load, to compact UTF-8 JSON of `FIELDS` in that
+order:
+
+    {"id":"<36-char uuid>","description":"...","amount":12.5,"timestamp":"2026-01-11T10:00:00",
+     "merchant":"...","operation_type":"debit","side":"outgoing"}
+
+The id always sits at `ID_SPAN`; the timestamp text's offsets differ per row and are recorded at
+load (`Dataset.ts_spans`). Everything that reads or rewrites a value's bytes goes through this
+module: picking a field's text (keys), splicing a fresh id and a new timestamp, replacing the
+amount, telling a debit, and writing or reading timestamp text. No JSON encoding, dict or pydantic
+per message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, cast
+
+if TYPE_CHECKING:
+    from supervisor.dataset.model import Transaction
+
+FIELDS: Final[tuple[str, ...]] = (
+    "id",
+    "description",
+    "amount",
+    "timestamp",
+    "merchant",
+    "operation_type",
+    "side",
+)
+ID_PREFIX: Final = b'{"id":"'
+"""How every value starts: the 36-character id follows."""
+ID_SPAN: Final = (len(ID_PREFIX), len(ID_PREFIX) + 36)
+"""Where the id text is in every value."""
+TS_MARK: Final = b',"timestamp":"'
+"""What precedes the timestamp text; it cannot occur earlier, as a quote inside a JSON string is
+always escaped."""
+_ID_END: Final = ID_SPAN[1]
+_DEBIT_TAIL: Final = b',"operation_type":"debit","side":"outgoing"}'
+"""How every debit value ends: the last two fields are enum literals, serialized verbatim."""
+_FIELD_KEYS: Final = {f: f'"{f}":'.encode() for f in FIELDS}
+_NEXT_KEYS: Final = {
+    f: f',"{FIELDS[i + 1]}":'.encode() if i + 1 < len(FIELDS) else b"}"
+    for i, f in enumerate(FIELDS)
+}
+_JSON: Final = json.JSONEncoder(ensure_ascii=False)
+
+
+# --- writing values ------------------------------------------------------------------------------
+
+
+def encode(t: Transaction) -> tuple[bytes, int, int]:
+    """A validated transaction as its message value, with the offsets of its timestamp text."""
+    value = (
+        f'{{"id":"{t.id}","description":{_JSON.encode(t.description)},"amount":{t.amount},'
+        f'"timestamp":"{t.timestamp.isoformat()}","merchant":{_JSON.encode(t.merchant)},'
+        f'"operation_type":"{t.operation_type}","side":"{t.side}"}}'
+    ).encode()
+    start = value.index(TS_MARK) + len(TS_MARK)
+    return value, start, value.index(b'"', start)
+
+
+def encode_plain(
+    id_: bytes,
+    description: bytes,
+    amount: bytes,
+    day: bytes,
+    clock: bytes,
+    merchant: bytes,
+    operation: bytes,
+    side: bytes,
+) -> tuple[bytes, int, int]:
+    """`encode` for a row whose text fields need no JSON escaping and whose fields are already in
+    their canonical form (the CSV reader's fast path): the value and its timestamp offsets."""
+    value = b"".join(
+        (
+            ID_PREFIX, id_,
+            b'","description":"', description,
+            b'","amount":', amount,
+            TS_MARK, day, b"T", clock,
+            b'","merchant":"', merchant,
+            b'","operation_type":"', operation,
+            b'","side":"', side,
+            b'"}',
+        )
+    )  # fmt: skip
+    start = _PLAIN_TS_START + len(description) + len(amount)
+    return value, start, start + len(day) + 1 + len(clock)
+
+
+_PLAIN_TS_START: Final = (
+    len(ID_PREFIX) + 36 + len(b'","description":"') + len(b'","amount":') + len(TS_MARK)
+)
+"""Where the timestamp of an `encode_plain` value starts, less its description and amount."""
+
+
+# --- reading values ------------------------------------------------------------------------------
+
+
+def field_span(value: bytes, field: str) -> tuple[int, int]:
+    """Start and end offsets of the JSON literal of `field` in one value."""
+    # Keys are found by their quoted name: a quote inside a JSON string is always escaped.
+    key = _FIELD_KEYS[field]
+    start = value.index(key) + len(key)
+    return start, value.index(_NEXT_KEYS[field], start)
+
+
+def field_text(value: bytes, field: str) -> bytes:
+    """The text of `field` in one value: a JSON number as written, a JSON string unescaped (e.g.
+    for a Kafka key)."""
+    start, end = field_span(value, field)
+    literal = value[start:end]
+    if literal[:1] != b'"':
+        return literal
+    if b"\\" not in literal:
+        return literal[1:-1]
+    return cast(str, json.loads(literal)).encode()
+
+
+def column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:
+    """`field_text` of `field` in each value."""
+    if field not in FIELDS:
+        raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
+    return tuple(field_text(value, field) for value in values)
+
+
+def id_of(value: bytes) -> bytes:
+    """The id text of a value."""
+    return value[ID_SPAN[0] : _ID_END]
+
+
+def is_debit(value: bytes) -> bool:
+    """Whether the value is an outgoing debit."""
+    return value.endswith(_DEBIT_TAIL)
+
+
+def amount_of(value: bytes) -> float:
+    return float(field_text(value, "amount"))
+
+
+def epoch_of(text: bytes) -> float:
+    """A value's timestamp text in Unix seconds (a timestamp without an offset is read as UTC)."""
+    moment = datetime.fromisoformat(text.decode())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+# --- rewriting values ----------------------------------------------------------------------------
+
+
+def splice(value: bytes, ts_start: int, ts_end: int, id_: bytes | None, ts: bytes | None) -> bytes:
+    """`value` (whose timestamp text spans [ts_start, ts_end)) with its id and/or timestamp text
+    replaced; None keeps the row's."""
+    if ts is not None:
+        value = value[:ts_start] + ts + value[ts_end:]
+    if id_ is not None:
+        value = ID_PREFIX + id_ + value[_ID_END:]
+    return value
+
+
+def with_id(value: bytes, id_: bytes) -> bytes:
+    """`value` with its id text replaced by `id_` (36 bytes)."""
+    return ID_PREFIX + id_ + value[_ID_END:]
+
+
+def with_amount(value: bytes, amount: bytes) -> bytes:
+    """`value` with its amount replaced by `amount`, a JSON number as text.
+
+    Every byte after the amount moves by the difference in length, so splice the id and
+    timestamp at the dataset's offsets first, or not at all.
+    """
+    start, end = field_span(value, "amount")
+    return b"".join((value[:start], amount, value[end:]))
+
+
+def splice_batch(
+    values: Sequence[bytes],
+    spans: Sequence[int],
+    rows: Sequence[int],
+    ids: bytes | None,
+    ts: bytes | None,
+) -> list[bytes]:
+    """The values of `rows`, each with its id taken from `ids` (36 bytes per row, in order) and
+    its timestamp text replaced by `ts` (the same for all), either or both None to keep the row's.
+
+    The per-batch form of `splice`, for the fast path: one comprehension, no call per message.
+    """
+    if ids is None:
+        if ts is None:
+            return [values[i] for i in rows]
+        return [values[i][: spans[2 * i]] + ts + values[i][spans[2 * i + 1] :] for i in rows]
+    new_ids = [ids[o : o + 36] for o in range(0, 36 * len(rows), 36)]
+    if ts is None:
+        return [ID_PREFIX + n + values[i][_ID_END:] for i, n in zip(rows, new_ids, strict=True)]
+    return [
+        ID_PREFIX + n + values[i][_ID_END : spans[2 * i]] + ts + values[i][spans[2 * i + 1] :]
+        for i, n in zip(rows, new_ids, strict=True)
+    ]
+
+
+# --- timestamp text ------------------------------------------------------------------------------
+
+
+def now_timestamp() -> bytes:
+    """The current UTC time as ISO 8601 with milliseconds and an explicit offset."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").encode()
+
+
+def epoch_ms(epoch_s: float) -> int:
+    """A Unix time in whole milliseconds, as `iso_timestamp` writes it (truncated, after rounding
+    to the microsecond so that float noise such as .4239999 still reads .424)."""
+    return round(epoch_s * 1_000_000) // 1000
+
+
+def iso_timestamp(epoch_s: float) -> bytes:
+    """A Unix time as `now_timestamp()` writes it: UTC, milliseconds, explicit offset; the same
+    millisecond as `epoch_ms`, so a Kafka timestamp and the value's text always agree."""
+    ms = epoch_ms(epoch_s)
+    moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
+    return moment.isoformat(timespec="milliseconds").encode()

@@ -1,0 +1,312 @@
+"""Reading a transactions CSV: validated row by row, each valid row encoded once by the codec.
+
+Rows like the generator's take a fast path (one regex, no pydantic) proven equal to the general
+path (csv module, then pydantic in chunks) by the unit tests; every fault is reported per row with
+its line number and reason, or, for a file that cannot be a dataset, as one `DatasetError` line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import operator
+import re
+from array import array
+from datetime import date
+from itertools import chain, compress
+from typing import BinaryIO, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from supervisor.dataset import codec
+from supervisor.dataset.codec import FIELDS
+from supervisor.dataset.model import Dataset, InvalidRow, Transaction
+from supervisor.errors import DatasetError
+
+_SAMPLES = 10
+_CHUNK_ROWS = 10_000
+"""Rows validated per pydantic call: bounds the model objects alive at once."""
+_TRANSACTIONS = TypeAdapter(list[Transaction])
+
+
+def parse_csv(data: bytes, *, source: str, on_invalid: Literal["skip", "fail"] = "skip") -> Dataset:
+    """Validate and serialize a CSV of transactions; `source` names it in errors and logs.
+
+    Invalid rows are counted and skipped, or with `on_invalid="fail"` the first one raises
+    `DatasetError`. So does a file that cannot be a dataset: empty, not UTF-8, a required column
+    missing, a field over csv's size limit, or no valid row at all.
+    """
+    return parse_stream(io.BytesIO(data), source, on_invalid)
+
+
+def parse_stream(lines: BinaryIO, source: str, on_invalid: Literal["skip", "fail"]) -> Dataset:
+    """`parse_csv` reading a stream line by line (split on b"\\n" only, as line numbers count)."""
+    if on_invalid not in ("skip", "fail"):
+        raise ValueError(f"on_invalid must be 'skip' or 'fail', got {on_invalid!r}")
+    number, header = _read_header(lines, source)
+    rows = _Rows(source, header, fail=on_invalid == "fail")
+    canonical = _CANONICAL_ROW.fullmatch if header == list(FIELDS) else None
+    field_limit = csv.field_size_limit()  # longer lines go to csv, which enforces it
+    values, spans = rows.values, rows.ts_spans
+    real_dates: dict[bytes, bool] = {}  # the regex checks ranges, this the calendar
+    for line in lines:
+        number += 1
+        if not line.isascii():
+            try:
+                line.decode()
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(source, number, lines, exc) from None
+        match = canonical(line) if canonical and len(line) <= field_limit else None
+        if match:
+            id_, quoted, plain, amount, day, clock, quoted_m, plain_m, operation, side = (
+                match.groups()
+            )
+            real = real_dates.get(day)
+            if real is None:
+                real = real_dates[day] = _is_date(day)
+            if real:
+                value, start, end = codec.encode_plain(
+                    id_.lower(),
+                    quoted or plain,
+                    amount,
+                    day,
+                    clock,
+                    quoted_m or plain_m,
+                    operation,
+                    side,
+                )
+                values.append(value)
+                spans.append(start)
+                spans.append(end)
+                continue
+        number = rows.parse(line, lines, number)
+    return rows.finish()
+
+
+def _not_utf8(source: str, line: int, stream: BinaryIO, exc: UnicodeDecodeError) -> DatasetError:
+    """The error for a line, the last one read from `stream`, that failed to decode."""
+    offset = stream.tell() - len(exc.object) + exc.start
+    byte = exc.object[exc.start : exc.start + 1]
+    return DatasetError(
+        f"dataset {source}: line {line}: byte {byte!r} at offset {offset} is not UTF-8 "
+        "— save the file as UTF-8"
+    )
+
+
+def _read_header(lines: BinaryIO, source: str) -> tuple[int, list[str]]:
+    """Read the header row: return the number of its last line and its stripped column names."""
+    first = next(lines, b"").removeprefix(codecs.BOM_UTF8)
+    reader = csv.reader(map(bytes.decode, chain((first,), lines)), strict=True)
+    try:
+        header = next((row for row in reader if any(row)), None)
+    except csv.Error as exc:
+        raise DatasetError(f"dataset {source}: malformed CSV header ({exc}) — fix it") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(source, reader.line_num + 1, lines, exc) from None
+    if header is None:
+        raise DatasetError(f"dataset {source}: the file is empty — expected a CSV with a header")
+    names = [name.strip() for name in header]
+    missing = [name for name in FIELDS if name not in names]
+    if missing:
+        raise DatasetError(
+            f"dataset {source}: missing column(s) {', '.join(missing)} in header "
+            f"{_clip(','.join(header), 120)!r} — the first line must name {','.join(FIELDS)}"
+        )
+    repeated = [name for name in FIELDS if names.count(name) > 1]
+    if repeated:
+        raise DatasetError(
+            f"dataset {source}: column(s) {', '.join(repeated)} appear more than once in the "
+            "header — keep one of each"
+        )
+    return reader.line_num, names
+
+
+_UNICODE_SPACES = (
+    "\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+)
+"""The non-ASCII characters `str.strip()` removes (Unicode White_Space)."""
+
+
+def _canonical_row() -> re.Pattern[bytes]:
+    """A CSV line in `FIELDS` order that the model accepts and `codec.encode` would copy verbatim.
+
+    Rows like the generator's match in one regex call and are formatted without pydantic: a
+    hyphenated UUID (lower-cased), text needing neither stripping nor JSON escaping (quoted only
+    to hold commas), an amount `str(Decimal(...))` keeps as written (at most 300 integer digits:
+    longer ones may overflow a double, which the model refuses), `YYYY-MM-DD[T ]HH:MM:SS` with
+    the microseconds and offset `isoformat()` would write (the caller checks the calendar), and the
+    exact literals. Anything else takes
+    the general path (csv module, then pydantic), which also names the faults. The unit tests
+    check that both paths give the same bytes.
+    """
+    spaces = [char.encode() for char in _UNICODE_SPACES]  # all bytes >= 0x80: nothing to escape
+    by_width: dict[int, list[bytes]] = {}
+    for space in spaces:
+        by_width.setdefault(len(space), []).append(space)
+    # A lookbehind must have a fixed width: one per UTF-8 length.
+    no_space_before = b"".join(b"(?<!" + b"|".join(group) + b")" for group in by_width.values())
+
+    def text(excluded: bytes) -> bytes:
+        char = rb'[^\x00-\x1f"\\' + excluded + b"]"
+        first = rb'[^\x00-\x20"\\' + excluded + b"]"
+        return b"(?!" + b"|".join(spaces) + b")" + first + char + b"*+(?<! )" + no_space_before
+
+    field = rb'(?:"(' + text(b"") + rb')"|(' + text(b",") + b"))"
+    hex_ = b"[0-9a-fA-F]"
+    return re.compile(
+        b"(%s{8}-%s{4}-%s{4}-%s{4}-%s{12})," % ((hex_,) * 5)
+        + field
+        + rb",(-?(?:0|[1-9][0-9]{0,299})(?:\.[0-9]{1,6})?),"
+        + rb"([0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]))[T ]"
+        + rb"((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.(?!000000)[0-9]{6})?"
+        + rb"(?:\+(?:[01][0-9]|2[0-3]):[0-5][0-9]|-(?!00:00)(?:[01][0-9]|2[0-3]):[0-5][0-9])?),"
+        + field
+        + rb",(debit|credit),(outgoing|incoming)\r?\n?"
+    )
+
+
+_CANONICAL_ROW = _canonical_row()
+
+
+def _is_date(text: bytes) -> bool:
+    """Whether `YYYY-MM-DD` is a day of the calendar (not 2026-02-30, nor year 0)."""
+    try:
+        date.fromisoformat(text.decode())
+    except ValueError:
+        return False
+    return True
+
+
+class _Rows:
+    """The rows of one parse: values in file order, and rows awaiting pydantic in chunks.
+
+    A row off the fast path holds a `None` slot in `values` until its chunk is validated.
+    """
+
+    def __init__(self, source: str, header: list[str], *, fail: bool) -> None:
+        self.values: list[bytes | None] = []
+        self.ts_spans = array("I")  # two per slot in `values`, as in `Dataset.ts_spans`
+        self._source = source
+        self._fail = fail
+        self._width = len(header)
+        self._pick = operator.itemgetter(*(header.index(name) for name in FIELDS))
+        self._malformed = 0
+        self._invalid_count = 0
+        self._samples: list[InvalidRow] = []
+        self._pending: list[tuple[int, int, dict[str, str]]] = []  # (slot, line, record)
+        self._rejected: list[InvalidRow] = []  # since the last flush
+
+    def parse(self, first: bytes, rest: BinaryIO, line: int) -> int:
+        """Parse the record starting at `line` with the csv module; return its last line number."""
+        reader = csv.reader(chain((first.decode(),), map(bytes.decode, rest)), strict=True)
+        try:
+            row = next(reader)
+        except UnicodeDecodeError as exc:  # on a continuation line
+            raise _not_utf8(self._source, line + reader.line_num, rest, exc) from None
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise DatasetError(
+                    f"dataset {self._source}: line {line}: a field is longer than "
+                    f"{csv.field_size_limit()} characters (an unclosed quote?) — fix the file"
+                ) from None
+            self._reject(line, f"malformed CSV: {exc}")
+        else:
+            if not any(row):  # a blank line, or only commas
+                pass
+            elif len(row) != self._width:
+                self._reject(line, f"{len(row)} columns where the header has {self._width}")
+            else:
+                self._pending.append(
+                    (len(self.values), line, dict(zip(FIELDS, self._pick(row), strict=True)))
+                )
+                self.values.append(None)
+                self.ts_spans.extend((0, 0))
+                if self._fail or len(self._pending) >= _CHUNK_ROWS:
+                    self._flush()
+        return line + reader.line_num - 1
+
+    def finish(self) -> Dataset:
+        self._flush()
+        source = self._source
+        rows_read = len(self.values) + self._malformed
+        if not rows_read:
+            raise DatasetError(
+                f"dataset {source}: the file has a header but no data rows — add transactions"
+            )
+        values = tuple(filter(None, self.values))
+        spans = self.ts_spans
+        if len(values) < len(self.values):  # drop the spans of invalid rows
+            twice = chain.from_iterable(zip(self.values, self.values, strict=True))
+            spans = array("I", compress(spans, twice))
+        if not values:
+            first = "; ".join(f"line {row.line}: {row.reason}" for row in self._samples[:3])
+            raise DatasetError(f"dataset {source}: no valid rows; first errors: {first}")
+        return Dataset(
+            source=source,
+            values=values,
+            ts_spans=spans,
+            rows_read=rows_read,
+            invalid_count=self._invalid_count,
+            invalid_samples=tuple(self._samples),
+        )
+
+    def _reject(self, line: int, reason: str) -> None:
+        self._malformed += 1
+        self._rejected.append(InvalidRow(line, reason))
+        if self._fail or len(self._rejected) >= _CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, rejected = self._pending, self._rejected
+        self._pending, self._rejected = [], []
+        try:
+            valid = _TRANSACTIONS.validate_python([record for _, _, record in pending])
+        except ValidationError as exc:
+            reasons = _reasons(exc)
+            rejected += (InvalidRow(pending[i][1], reason) for i, reason in reasons.items())
+            pending = [row for i, row in enumerate(pending) if i not in reasons]
+            valid = _TRANSACTIONS.validate_python([record for _, _, record in pending])
+        for (slot, _, _), transaction in zip(pending, valid, strict=True):
+            value, start, end = codec.encode(transaction)
+            self.values[slot] = value
+            self.ts_spans[2 * slot] = start
+            self.ts_spans[2 * slot + 1] = end
+        if rejected:
+            rejected.sort(key=operator.attrgetter("line"))
+            if self._fail:
+                first = rejected[0]
+                raise DatasetError(
+                    f"dataset {self._source}: line {first.line}: {first.reason} — fix the row, "
+                    "or skip invalid rows with dataset.on_invalid: skip"
+                )
+            self._invalid_count += len(rejected)
+            self._samples += rejected[: _SAMPLES - len(self._samples)]
+
+
+_ESCAPE_BREAKS = {
+    code: repr(chr(code))[1:-1]
+    for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)
+    if chr(code) not in " \t"
+}
+"""Control and line-break characters as their Python escapes, for messages that must stay one
+line (`str.splitlines` also breaks on \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029)."""
+
+
+def _reasons(exc: ValidationError) -> dict[int, str]:
+    """Map each failing row index of a list validation to one line naming its fields' faults."""
+    reasons: dict[int, list[str]] = {}
+    for error in exc.errors(include_url=False, include_context=False):
+        index, *where = error["loc"]
+        assert isinstance(index, int)
+        name = ".".join(map(str, where)) or "row"
+        # Pydantic quotes an offending character raw (`found `\n` at 1`): escape line breaks.
+        message = (error["msg"][:1].lower() + error["msg"][1:]).translate(_ESCAPE_BREAKS)
+        reasons.setdefault(index, []).append(f"{name}: {message} ({_clip(error['input'])!r})")
+    return {index: "; ".join(faults) for index, faults in reasons.items()}
+
+
+def _clip(value: object, limit: int = 40) -> object:
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value

@@ -1,0 +1,254 @@
+"""One profile's run: pace its ticks, build each tick's messages, send them through the send loop.
+
+A plain profile takes the fast path: sampled rows, at most a fresh id and the current timestamp
+spliced in, fixed headers (`EventBuilder`). A profile that shapes event time or injects fraud is
+run by a `ProfileStream`, whose scheduled messages (held-back events, duplicates, fraud events,
+labels) are merged with the ticks in run-time order. Either way every message goes out through
+`Sender.send`, which owns backpressure, counting and `--max-messages`.
+
+A runner is restartable: the fleet calls `run` again after a crash, with a fresh generator from
+the profile's seed and the counters kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from itertools import repeat
+from operator import itemgetter
+
+from supervisor.config import ProfileSettings
+from supervisor.dataset import Dataset
+from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
+from supervisor.profile.events import EventBuilder
+from supervisor.profile.pacing import Pacer
+from supervisor.profile.sampling import Sampler
+from supervisor.profile.schedule import curve_for
+from supervisor.profile.stream import LABEL, Outgoing, ProfileStream
+from supervisor.sinks.contract import Headers
+from supervisor.sinks.sender import Channel, Row, Sender
+from supervisor.telemetry.logs import get_logger
+from supervisor.telemetry.stats import ProfileStats
+
+_ROW = itemgetter(0, 1, 2, 3, 4)
+"""An `Outgoing`'s topic, value, key, headers and timestamp: what the send loop produces."""
+
+
+class ProfileRunner:
+    """Runs one profile of the fleet until its `halt` (or the fleet's stop) is set."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ProfileSettings,
+        topic: str,
+        dataset: Dataset,
+        *,
+        sender: Sender,
+        stats: ProfileStats,
+        instance: str,
+        fleet_stop: asyncio.Event,
+        drain_budget: Callable[[], ShutdownBudget],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        """`drain_budget()` is asked, once the profile stops, for the budget within which a shaped
+        profile sends what it already scheduled."""
+        self.name = name
+        self.settings = settings
+        self.topic = topic
+        self.stats = stats
+        self._dataset = dataset
+        self._next_dataset: Dataset | None = None
+        self._sender = sender
+        self._fleet_stop = fleet_stop
+        self._drain_budget = drain_budget
+        self._clock = clock
+        self._headers: Headers = [("profile", name.encode()), ("instance", instance.encode())]
+        self._events = sender.channel(stats)
+        self._labels: Channel | None = None
+        if stats.labels is not None:
+            self._labels = sender.channel(stats.labels, budgeted=False)
+        self._log = get_logger()
+
+    def use(self, dataset: Dataset) -> None:
+        """Sample `dataset` from the next tick on (a reload replaced it); the schedule goes on."""
+        self._next_dataset = dataset
+
+    async def run(self, halt: asyncio.Event) -> None:
+        """Run until `halt` or the fleet's stop; raises whatever a tick raises (the fleet's
+        supervisor restarts the profile)."""
+        settings, stats = self.settings, self.stats
+        rng = random.Random(settings.seed)
+        wall_start = time.time()
+        curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
+        pacer = Pacer(settings.interval_s, clock=self._clock, curve=curve)
+        stats.stopped_at = None
+        self._log.info(
+            "profile_started",
+            topic=self.topic,
+            interval_s=settings.interval_s,
+            min_records=settings.min_records,
+            max_records=settings.max_records,
+            records_per_s=round(settings.records_per_s, 2),
+            seed=settings.seed,
+            key=settings.key,
+            id_mode=settings.id,
+            timestamp_mode=settings.timestamp,
+            schedule=None if settings.schedule is None else settings.schedule.kind,
+            scenario=None if settings.scenario is None else settings.scenario.kind,
+        )
+        try:
+            if settings.shapes_events:
+                stream = ProfileStream(
+                    self.name,
+                    settings,
+                    self._dataset,
+                    rng,
+                    topic=self.topic,
+                    headers=self._headers,
+                    wall_start_s=wall_start,
+                )
+                await self._run_stream(stream, pacer, halt)
+            else:
+                await self._run_sampled(rng, pacer, halt)
+        finally:
+            stats.stopped_at = self._clock()
+
+    # -- pacing ---------------------------------------------------------------------------------
+
+    async def _until(self, due: float, halt: asyncio.Event) -> bool:
+        """Wait for monotonic time `due`; False when the profile is to stop instead."""
+        delay = due - self._clock()
+        if delay > 0:
+            await sleep_or_stop(halt, delay)
+        else:
+            await asyncio.sleep(0)  # due already: still let the other profiles run
+        # The fleet's stop is checked too: a profile already due does not start one more batch
+        # before the fleet wakes up and halts it.
+        return not (halt.is_set() or self._fleet_stop.is_set())
+
+    def _tick(self, pacer: Pacer) -> Dataset | None:
+        """Count one tick; return the dataset a reload swapped in since the last one, if any."""
+        stats = self.stats
+        lateness, behind = pacer.tick()
+        stats.lateness.observe(lateness)
+        if stats.first_batch_at is None:
+            stats.first_batch_at = self._clock()
+        stats.batches += 1
+        if behind:
+            stats.behind_schedule += 1
+        swapped, self._next_dataset = self._next_dataset, None
+        if swapped is not None:
+            self._dataset = swapped
+        return swapped
+
+    # -- the fast path --------------------------------------------------------------------------
+
+    async def _run_sampled(self, rng: random.Random, pacer: Pacer, halt: asyncio.Event) -> None:
+        """Sampled rows, at most an id and timestamp rewrite, fixed headers."""
+        send, events = self._sender.send, self._events
+        topic, headers = repeat(self.topic), repeat(self._headers)
+        no_key, producer_time = repeat(None), repeat(0)
+        sampler, builder = self._sampling(rng)
+        while await self._until(pacer.next_at, halt):
+            if self._tick(pacer) is not None:  # same schedule, new rows
+                sampler, builder = self._sampling(rng)
+            values, keys = builder.build(sampler.draw())
+            keyed = no_key if keys is None else keys
+            rows = zip(topic, values, keyed, headers, producer_time, strict=False)
+            sent = await send(events, rows, len(values), halt)
+            if sent.done < len(values):  # stopped while waiting for space, or max_messages
+                return
+
+    def _sampling(self, rng: random.Random) -> tuple[Sampler, EventBuilder]:
+        settings, dataset = self.settings, self._dataset
+        sampler = Sampler(len(dataset), settings.min_records, settings.max_records, rng)
+        builder = EventBuilder(
+            dataset,
+            id_mode=settings.id,
+            # `shift` profiles run as a ProfileStream, never through here.
+            timestamp_mode="now" if settings.timestamp == "now" else "keep",
+            key_field=settings.key,
+            rng=rng,
+        )
+        return sampler, builder
+
+    # -- shaped streams -------------------------------------------------------------------------
+
+    async def _run_stream(self, stream: ProfileStream, pacer: Pacer, halt: asyncio.Event) -> None:
+        """Ticks and the stream's scheduled messages, merged in run-time order (a scheduled
+        message due before the next tick goes first, whenever the loop gets to it), so a seeded
+        run's sequence never depends on timing."""
+        stream.occurrences = self.stats.occurrences  # kept across restarts, like every counter
+        unsent: list[Outgoing] = []
+        while True:
+            tick_s = pacer.due_s
+            timed_s = stream.next_due_s()
+            if not await self._until(pacer.start + min(tick_s, timed_s), halt):
+                break
+            if timed_s <= tick_s:
+                out = stream.due(min(self._clock() - pacer.start, tick_s))
+            else:
+                swapped = self._tick(pacer)
+                if swapped is not None:  # same schedule, new rows
+                    stream.use(swapped)
+                out = stream.tick(tick_s)
+            unsent = await self._send_stream(stream, out, halt)
+            if unsent:
+                break
+        await self._drain(stream, unsent)
+
+    async def _send_stream(
+        self, stream: ProfileStream, out: Sequence[Outgoing], stop: asyncio.Event
+    ) -> list[Outgoing]:
+        """Send `out` (fraud labels on their own channel), have the stream account for what was
+        produced, and return what was not sent (a stop, or `--max-messages` reached)."""
+        events: Sequence[Outgoing] = out
+        labels: list[Outgoing] = []
+        if self._labels is not None and any(LABEL in m.tally for m in out):
+            events = [m for m in out if LABEL not in m.tally]
+            labels = [m for m in out if LABEL in m.tally]
+        unsent = list(await self._send_part(stream, self._events, events, stop))
+        if labels:
+            assert self._labels is not None
+            unsent += await self._send_part(stream, self._labels, labels, stop)
+        return unsent
+
+    async def _send_part(
+        self,
+        stream: ProfileStream,
+        channel: Channel,
+        messages: Sequence[Outgoing],
+        stop: asyncio.Event,
+    ) -> Sequence[Outgoing]:
+        rows: map[Row] = map(_ROW, messages)
+        sent = await self._sender.send(channel, rows, len(messages), stop)
+        stream.produced(messages[: sent.done], sent.rejected, self.stats)
+        return messages[sent.done :]
+
+    async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:
+        """Stopping: what the profile already decided to send (held-back and duplicate events,
+        scheduled fraud events) goes out now rather than never, within the shutdown budget and
+        `--max-messages`; then the labels of every fraud event that was sent, so that the ground
+        truth is complete for what a consumer received."""
+        budget = self._drain_budget()
+        leftovers = [*unsent, *stream.pending()]
+        events = [m for m in leftovers if LABEL not in m.tally]
+        dropped = len(await self._send_part(stream, self._events, events, budget.over))
+        labels = [m for m in (*leftovers, *stream.pending()) if LABEL in m.tally]
+        dropped_labels = 0
+        if labels:
+            assert self._labels is not None
+            dropped_labels = len(await self._send_part(stream, self._labels, labels, budget.over))
+        if dropped or dropped_labels:
+            self._log.warning(
+                "scheduled_messages_dropped",
+                count=dropped + dropped_labels,
+                labels=dropped_labels,
+                reason="max_messages reached"
+                if self._sender.budget.spent
+                else "the producer queue stayed full for shutdown_timeout_s",
+            )
