@@ -36,7 +36,7 @@ from supervisor.sinks.kafka import (
     Sink,
 )
 from supervisor.telemetry.logs import RateLimitedLog, get_logger
-from supervisor.telemetry.stats import ProfileStats, RateWindow
+from supervisor.telemetry.stats import DeliveryStats, ProfileStats, RateWindow
 
 LATENCY_SAMPLES_PER_S = 1000
 """Delivery latencies observed per second and profile, at most (see `KafkaSink.reporter`)."""
@@ -169,7 +169,7 @@ class Fleet:
             every = max(1, round(settings.records_per_s / LATENCY_SAMPLES_PER_S))
             self._reporters[name] = self.sink.reporter(stats, latency_every=every)
         if settings.labels is not None and stats.labels is None:
-            stats.labels = ProfileStats(name)
+            stats.labels = DeliveryStats(name)
             self._label_reporters[name] = self.sink.reporter(stats.labels)
         return stats
 
@@ -405,6 +405,7 @@ class Fleet:
 
         async def send(messages: list[Outgoing], stop: asyncio.Event) -> int:
             limited = self._remaining is not None  # else no reservation to make per message
+            target: DeliveryStats
             for i, m in enumerate(messages):
                 target, callback = stats, on_delivery
                 tallies = m.tally

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from supervisor.sinks.kafka import DeliveryCallback, Headers
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.telemetry.stats import DeliveryStats
 
 
 @dataclass
@@ -71,7 +71,7 @@ class FakeSink:
         for w in waiters:
             w.cancel()
 
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
+    def reporter(self, stats: DeliveryStats, *, latency_every: int = 1) -> DeliveryCallback:
         def on_delivery(err: object, msg: object) -> None:
             if err is None:
                 stats.delivered += 1

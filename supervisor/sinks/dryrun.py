@@ -31,7 +31,7 @@ from confluent_kafka import KafkaError, Message
 
 from supervisor.sinks.kafka import DeliveryCallback, Headers
 from supervisor.telemetry.logs import get_logger
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.telemetry.stats import DeliveryStats
 
 _quote = json.JSONEncoder(ensure_ascii=False).encode
 """A str as a JSON string (the encoder's fast path), non-ASCII text left readable as UTF-8."""
@@ -118,7 +118,7 @@ class DryRunSink:
         if self._abandoned:
             await stop.wait()
 
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
+    def reporter(self, stats: DeliveryStats, *, latency_every: int = 1) -> DeliveryCallback:
         """Counts written lines as delivered, lines lost to a closed reader as undelivered and
         lines lost to a write error as failed. No latency is observed (`latency_every` is
         ignored): without a broker there is no acknowledgement delay to measure."""

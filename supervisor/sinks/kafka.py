@@ -36,7 +36,7 @@ from supervisor.config import REDACTED, is_secret_key
 from supervisor.errors import ConfigError, KafkaUnavailableError
 from supervisor.profile.pacing import sleep_or_stop
 from supervisor.telemetry.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.telemetry.stats import DeliveryStats
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 Headers = list[tuple[str, str | bytes | None]]
@@ -75,7 +75,7 @@ class Sink(Protocol):
     async def wait_for_space(self, stop: asyncio.Event) -> None:
         """Return when the queue may take more messages, or when `stop` is set."""
 
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
+    def reporter(self, stats: DeliveryStats, *, latency_every: int = 1) -> DeliveryCallback:
         """A delivery callback that updates `stats` from delivery reports, observing the latency
         of one delivery in `latency_every`."""
 
@@ -307,7 +307,7 @@ class KafkaSink:
         finally:
             self._waiting_for_space = False
 
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
+    def reporter(self, stats: DeliveryStats, *, latency_every: int = 1) -> DeliveryCallback:
         # Observing a latency costs about 0.3 µs a message, on the thread that competes with the
         # producing one for the GIL: above 1,000 msg/s a sample is as informative (the fleet
         # passes latency_every = rate / 1,000) and the throughput stays the producer's.

@@ -1,10 +1,11 @@
 """Per-profile counters, delivery-latency histogram and the run summary.
 
-Threading: a `ProfileStats` has two writers that never touch the same field. The event loop
-(the profile task) writes `batches`, `produced`, `bytes`, `behind_schedule` and the tick lateness;
-the sink's delivery thread writes `delivered`, `failed`, `undelivered` and the latency histogram
-from librdkafka delivery reports. Readers (stats lines, the summary) may see a report a message
-old, never a torn value, and the final summary is read after the delivery thread has stopped.
+Threading: a `ProfileStats` (and the `DeliveryStats` of its labels) has two writers that never
+touch the same field. The event loop (the profile task) writes `batches`, `produced`, `bytes`,
+`rejected`, `behind_schedule` and the tick lateness; the sink's delivery thread writes `delivered`,
+`failed`, `undelivered` and the latency histogram from delivery reports (`record_*`). Readers
+(stats lines, the summary) may see a report a message old, never a torn value, and the final
+summary is read after the delivery thread has stopped.
 """
 
 from __future__ import annotations
@@ -60,14 +61,18 @@ class Histogram:
 
 
 @dataclass(slots=True, eq=False)
-class ProfileStats:
-    """Counters of one profile. `produced` counts messages librdkafka accepted into its queue."""
+class DeliveryStats:
+    """Delivery accounting of one stream of messages (a profile's events, or its fraud labels).
+
+    Every message the producer accepted ends in exactly one of `delivered`, `failed` or
+    `undelivered`; until then it is `in_flight`. The `record_*` methods are called by the sink's
+    delivery thread, once per delivery report.
+    """
 
     name: str
-    batches: int = 0
     produced: int = 0
+    """Accepted into the producer's queue (the send loop counts it)."""
     bytes: int = 0
-    behind_schedule: int = 0
     delivered: int = 0
     failed: int = 0
     undelivered: int = 0
@@ -75,11 +80,63 @@ class ProfileStats:
     rejected: int = 0
     """Refused by the producer before entering its queue (e.g. over message.max.bytes): not
     part of `produced`."""
+    latency: Histogram = field(default_factory=Histogram)
+    """Enqueue to acknowledgement, as librdkafka measured it (`Message.latency()`)."""
+    latency_every: int = 1
+    """Observe the latency of one delivery in this many (a setting, not a counter): above about
+    1,000 msg/s a sample is as informative and the delivery thread stays cheap."""
+    _countdown: int = field(default=1, init=False, repr=False)
+    """Deliveries until the next latency observation; only `record_delivered` touches it."""
+
+    def __post_init__(self) -> None:
+        if self.latency_every < 1:
+            raise ValueError(f"latency_every must be at least 1, got {self.latency_every}")
+
+    @property
+    def in_flight(self) -> int:
+        """Produced but not yet acknowledged, failed or purged."""
+        return self.produced - self.delivered - self.failed - self.undelivered
+
+    def record_delivered(self, latency_s: float | None) -> None:
+        """One message acknowledged; its latency is observed one time in `latency_every` (None:
+        none was measured, and the sample is skipped). Runs once per message on the delivery
+        thread: two integer updates and a comparison, nothing allocated."""
+        self.delivered += 1
+        self._countdown -= 1
+        if self._countdown == 0:
+            self._countdown = self.latency_every
+            if latency_s is not None:
+                self.latency.observe(latency_s)
+
+    def record_failed(self) -> None:
+        """One message the broker (or the producer, after retries) gave up on."""
+        self.failed += 1
+
+    def record_undelivered(self) -> None:
+        """One message purged unsent at shutdown."""
+        self.undelivered += 1
+
+    def delivery_snapshot(self) -> dict[str, int]:
+        """The delivery accounting: all of a labels entry, part of a profile's."""
+        return {
+            "produced": self.produced,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "undelivered": self.undelivered,
+            "rejected": self.rejected,
+            "in_flight": self.in_flight,
+        }
+
+
+@dataclass(slots=True, eq=False)
+class ProfileStats(DeliveryStats):
+    """Counters of one profile: its events' delivery accounting and what its ticks did."""
+
+    batches: int = 0
+    behind_schedule: int = 0
     restarts: int = 0
     first_batch_at: float | None = None
     stopped_at: float | None = None
-    latency: Histogram = field(default_factory=Histogram)
-    """Enqueue to acknowledgement, as librdkafka measured it (`Message.latency()`)."""
     lateness: Histogram = field(default_factory=Histogram)
     """How late each tick started after its deadline."""
     late: int = 0
@@ -93,14 +150,9 @@ class ProfileStats:
     fraud_events: dict[str, int] = field(default_factory=dict)
     """Produced messages labelled fraud, by scenario kind: a detector's recall is the share of
     these it flags."""
-    labels: ProfileStats | None = None
+    labels: DeliveryStats | None = None
     """The ground-truth label messages of this profile's fraud events (`labels:`), counted apart
     so that this profile's own counters reconcile with its topic."""
-
-    @property
-    def in_flight(self) -> int:
-        """Produced but not yet acknowledged, failed or purged."""
-        return self.produced - self.delivered - self.failed - self.undelivered
 
     def elapsed_s(self, now: float) -> float:
         """From the first batch until the profile stopped producing (or `now` while it runs)."""
@@ -129,17 +181,6 @@ class ProfileStats:
                 for kind, n in self.occurrences.items()
             },
             "labels": None if self.labels is None else self.labels.delivery_snapshot(),
-        }
-
-    def delivery_snapshot(self) -> dict[str, int]:
-        """The delivery accounting: all of a labels entry, part of a profile's."""
-        return {
-            "produced": self.produced,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "undelivered": self.undelivered,
-            "rejected": self.rejected,
-            "in_flight": self.in_flight,
         }
 
 
