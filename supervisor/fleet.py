@@ -36,7 +36,7 @@ from supervisor.sinks.kafka import (
     Sink,
 )
 from supervisor.telemetry.logs import RateLimitedLog, get_logger
-from supervisor.telemetry.stats import DeliveryStats, ProfileStats, RateWindow
+from supervisor.telemetry.stats import DeliveryStats, ProfileStats, RateWindow, stats_line
 
 LATENCY_SAMPLES_PER_S = 1000
 """Delivery latencies observed per second and profile, at most (see `KafkaSink.reporter`)."""
@@ -490,33 +490,8 @@ class Fleet:
             for name, running in self._running.items():
                 s = self.stats[name]
                 window = windows.setdefault(name, RateWindow(s.first_batch_at or now))
-                self._log.info(
-                    "profile_stats",
-                    profile=name,
-                    batches=s.batches,
-                    produced=s.produced,
-                    delivered=s.delivered,
-                    failed=s.failed,
-                    in_flight=s.in_flight,
-                    behind_schedule=s.behind_schedule,
-                    **window.advance(s, now),
-                    latency_p50_ms=_ms(s.latency.quantile(0.5)),
-                    latency_p99_ms=_ms(s.latency.quantile(0.99)),
-                    **(_shaping(s) if running.settings.shapes_events else {}),
-                )
-
-
-def _shaping(stats: ProfileStats) -> dict[str, int]:
-    """The counters of a profile shaping event time or injecting fraud, for its stats line."""
-    counters = {
-        "late": stats.late,
-        "reordered": stats.reordered,
-        "duplicates": stats.duplicates,
-        "fraud_events": sum(stats.fraud_events.values()),
-    }
-    if stats.labels is not None:
-        counters["labels_delivered"] = stats.labels.delivered
-    return counters
+                shaped = running.settings.shapes_events
+                self._log.info("profile_stats", **stats_line(s, window, now, shaped=shaped))
 
 
 def _count(stats: ProfileStats, tally: str) -> None:
@@ -526,7 +501,3 @@ def _count(stats: ProfileStats, tally: str) -> None:
         stats.reordered += 1
     elif tally == DUPLICATE:
         stats.duplicates += 1
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 2)
