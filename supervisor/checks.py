@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import Any, Final, TextIO
 
 import botocore.exceptions
 from confluent_kafka import KafkaError, KafkaException
@@ -33,23 +33,17 @@ from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
 from supervisor.config import REDACTED, Config, is_secret_key
-from supervisor.dataset import Dataset, load_dataset, s3_client
+from supervisor.dataset import Dataset, S3Object, load_dataset, s3_client
+from supervisor.dataset.s3 import bad_endpoint, describe_failure
 from supervisor.errors import ConfigError, DatasetError, ExitCode
 from supervisor.profile.stream import check_scenarios
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from supervisor.sinks import kafka_errors
 
 PASS: Final = "✓"
 FAIL: Final = "✗"
 DEFAULT_TIMEOUT_S: Final = 10.0
 _NAME_WIDTH: Final = 8
 _REASONS_SHOWN: Final = 3
-_CREDENTIAL_ERRORS: Final = frozenset(
-    {KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED}
-)
-"""librdkafka errors meaning a broker was reached and refused the client's credentials or TLS."""
-_TRANSPORT_ERRORS: Final = frozenset({KafkaError._TRANSPORT, KafkaError._RESOLVE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +79,12 @@ def config_check_failed(error: ConfigError, *, out: TextIO) -> int:
 def _checks(config: Config, timeout_s: float) -> Iterator[Check]:
     yield _config_check(config)
     yield from _kafka_checks(config, timeout_s)
-    uri = config.dataset.uri
-    if uri.startswith("s3://"):
-        s3 = _s3_check(config, timeout_s)
+    location = config.dataset.location
+    if isinstance(location, S3Object):
+        s3 = _s3_check(config, location, timeout_s)
         yield s3
         if not s3.ok:
-            yield Check("dataset", ok=False, detail=f"{uri}: not loaded, the S3 check failed")
+            yield Check("dataset", ok=False, detail=f"{location}: not loaded, the S3 check failed")
             return
     yield from _dataset_checks(config)
 
@@ -153,11 +147,6 @@ def _config_check(config: Config) -> Check:
 # --- Kafka ---------------------------------------------------------------------------------------
 
 
-def _kafka_reason(exc: KafkaException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    return arg.str() if isinstance(arg, KafkaError) else str(arg)
-
-
 def _kafka_checks(config: Config, timeout_s: float) -> Iterator[Check]:
     kafka = config.kafka
     topics = config.topics()
@@ -177,7 +166,7 @@ def _kafka_checks(config: Config, timeout_s: float) -> Iterator[Check]:
     try:
         admin = AdminClient(conf)
     except KafkaException as exc:
-        yield Check("kafka", ok=False, detail=f"kafka.config: {_kafka_reason(exc)}")
+        yield Check("kafka", ok=False, detail=f"kafka.config: {kafka_errors.reason(exc)}")
         return
     except (TypeError, ValueError) as exc:
         yield Check("kafka", ok=False, detail=f"kafka.config: {exc}")
@@ -192,24 +181,23 @@ def _kafka_checks(config: Config, timeout_s: float) -> Iterator[Check]:
     except KafkaException as exc:
         waited = time.monotonic() - started
         admin.poll(0)  # serve the error events queued meanwhile: they say why
-        refused = [e for e in errors if e.code() in _CREDENTIAL_ERRORS]
+        refused = [e for e in errors if e.code() in kafka_errors.CREDENTIAL_ERRORS]
         if refused:  # the brokers answered, but refused the client: a config problem
             yield Check(
                 "kafka",
                 ok=False,
-                detail=f"{servers}: {refused[-1].str()} — check the security settings in"
-                " kafka.config",
+                detail=f"{servers}: {refused[-1].str()} — {kafka_errors.FIX_CREDENTIALS}",
             )
             return
         # "Connect to ... failed: Connection refused", "Failed to resolve 'kafka:19092'": more
         # telling than the metadata request's own "Broker transport failure".
-        transport = [e.str() for e in errors if e.code() in _TRANSPORT_ERRORS]
-        reason = transport[-1] if transport else _kafka_reason(exc)
+        transport = [e.str() for e in errors if e.code() in kafka_errors.TRANSPORT_ERRORS]
+        reason = transport[-1] if transport else kafka_errors.reason(exc)
         yield Check(
             "kafka",
             ok=False,
-            detail=f"{servers}: unreachable within {waited:.0f}s ({reason}) — check"
-            " kafka.bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS and that the brokers are up",
+            detail=f"{servers}: unreachable within {waited:.0f}s ({reason})"
+            f" — {kafka_errors.FIX_SERVERS}",
             exit_code=ExitCode.KAFKA_UNREACHABLE,
         )
         return
@@ -302,36 +290,19 @@ def _broker_setting(
 # --- S3 ------------------------------------------------------------------------------------------
 
 
-def _s3_check(config: Config, timeout_s: float) -> Check:
-    uri = config.dataset.uri
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+def _s3_check(config: Config, obj: S3Object, timeout_s: float) -> Check:
     s3 = config.dataset.s3.location()
-    where = s3.endpoint_url or "AWS S3"
     try:
         client = s3_client(
             s3, connect_timeout_s=min(timeout_s, 5.0), read_timeout_s=timeout_s, attempts=2
         )
     except ValueError as exc:
-        return Check("s3", ok=False, detail=f"{uri}: bad S3 endpoint {where!r} ({exc})")
+        return Check("s3", ok=False, detail=f"{obj}: {bad_endpoint(s3, exc)}")
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
-    except botocore.exceptions.ClientError as exc:
+        head = client.head_object(Bucket=obj.bucket, Key=obj.key)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         return Check(
-            "s3", ok=False, detail=f"{uri}: {_s3_problem(client, exc, bucket, key, where)}"
-        )
-    except botocore.exceptions.NoCredentialsError:
-        return Check(
-            "s3",
-            ok=False,
-            detail=f"{uri}: no S3 credentials found — set dataset.s3.access_key and secret_key"
-            " (env KEY and SECRET)",
-        )
-    except botocore.exceptions.BotoCoreError as exc:  # connection refused, timeouts, DNS
-        return Check(
-            "s3",
-            ok=False,
-            detail=f"{uri}: cannot reach S3 at {where} ({exc}) — start it or fix"
-            " dataset.s3.endpoint_url (env ENDPOINT_URL)",
+            "s3", ok=False, detail=f"{obj}: {describe_failure(exc, obj, s3, client=client)}"
         )
     finally:
         client.close()
@@ -339,36 +310,8 @@ def _s3_check(config: Config, timeout_s: float) -> Check:
     modified = head.get("LastModified")
     when = f", modified {modified:%Y-%m-%d %H:%M:%S %Z}".rstrip() if modified else ""
     if size == 0:
-        return Check("s3", ok=False, detail=f"{uri} at {where}: the object is empty")
-    return Check("s3", ok=True, detail=f"{uri} at {where}: {size:,} bytes{when}")
-
-
-def _s3_problem(
-    client: S3Client, exc: botocore.exceptions.ClientError, bucket: str, key: str, where: str
-) -> str:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code in ("404", "NoSuchKey", "NotFound"):
-        # HEAD answers a bare 404 for a missing bucket and for a missing key alike.
-        if not _bucket_exists(client, bucket):
-            return (
-                f"bucket {bucket!r} does not exist at {where} — create it (mc mb) or fix"
-                " dataset.uri"
-            )
-        return f"no object {key!r} in bucket {bucket!r} at {where} — upload it or fix dataset.uri"
-    if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        return f"access denied by {where} ({code}) — check the S3 access key, secret and policy"
-    return f"S3 error {code or 'unknown'} at {where} ({exc})"
-
-
-def _bucket_exists(client: S3Client, bucket: str) -> bool:
-    try:
-        client.head_bucket(Bucket=bucket)
-    except botocore.exceptions.ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return code not in ("404", "NoSuchBucket", "NotFound")
-    except botocore.exceptions.BotoCoreError:
-        return True  # unknown: report the key as missing
-    return True
+        return Check("s3", ok=False, detail=f"{obj} at {s3.where}: the object is empty")
+    return Check("s3", ok=True, detail=f"{obj} at {s3.where}: {size:,} bytes{when}")
 
 
 # --- the dataset ---------------------------------------------------------------------------------
@@ -378,7 +321,7 @@ def _dataset_checks(config: Config) -> Iterator[Check]:
     settings = config.dataset
     try:
         dataset = load_dataset(
-            settings.uri, s3=config.dataset.s3.location(), on_invalid=settings.on_invalid
+            settings.location, s3=settings.s3.location(), on_invalid=settings.on_invalid
         )
     except DatasetError as exc:  # "dataset <uri>: ...": the line already says "dataset"
         yield Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
-from supervisor.sinks.kafka import DeliveryCallback, Headers
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.lifecycle import ShutdownBudget, first_of
+from supervisor.sinks.contract import Headers, ManagedSink, Reporter
+from supervisor.telemetry.stats import DeliveryStats
 
 
 @dataclass
@@ -16,19 +18,8 @@ class Sent:
     value: bytes
     key: bytes | None
     headers: Headers
-    on_delivery: DeliveryCallback
+    report: DeliveryStats
     timestamp_ms: int = 0
-
-
-class FakeMessage:
-    def __init__(self, sent: Sent) -> None:
-        self._sent = sent
-
-    def topic(self) -> str:
-        return self._sent.topic
-
-    def latency(self) -> float:
-        return 0.002
 
 
 @dataclass
@@ -45,20 +36,23 @@ class FakeSink:
     buffer_errors: int = 0
     full: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def reporter(self, stats: DeliveryStats) -> Reporter:
+        return stats
+
     def produce(
         self,
         topic: str,
         value: bytes,
         key: bytes | None,
         headers: Headers,
-        on_delivery: DeliveryCallback,
+        report: Reporter,
         timestamp_ms: int = 0,
     ) -> None:
         if len(self.queue) >= self.capacity:
             self.buffer_errors += 1
             self.full.set()
             raise BufferError("Local: Queue full")
-        item = Sent(topic, value, key, headers, on_delivery, timestamp_ms)
+        item = Sent(topic, value, key, headers, cast(DeliveryStats, report), timestamp_ms)
         self.queue.append(item)
         self.sent.append(item)
         if self.on_produce is not None:
@@ -66,26 +60,27 @@ class FakeSink:
 
     async def wait_for_space(self, stop: asyncio.Event) -> None:
         self.space.clear()
-        waiters = [asyncio.ensure_future(self.space.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            w.cancel()
-
-    def reporter(self, stats: ProfileStats, *, latency_every: int = 1) -> DeliveryCallback:
-        def on_delivery(err: object, msg: object) -> None:
-            if err is None:
-                stats.delivered += 1
-            else:
-                stats.failed += 1
-
-        return on_delivery  # type: ignore[return-value]
+        await first_of(self.space, stop)
 
     def ack(self, n: int | None = None) -> int:
         """Acknowledge the oldest `n` queued messages (all by default)."""
         n = len(self.queue) if n is None else n
         done, self.queue = self.queue[:n], self.queue[n:]
         for item in done:
-            item.on_delivery(None, FakeMessage(item))  # type: ignore[arg-type]
+            item.report.record_delivered(0.002)
         if done:
             self.space.set()
         return len(done)
+
+
+async def close_within(
+    sink: ManagedSink, timeout_s: float, force: asyncio.Event | None = None
+) -> None:
+    """Close `sink` as a run's stop does: within a shutdown budget of `timeout_s` that `force`
+    (when given and set) cuts short."""
+    budget = ShutdownBudget(timeout_s, force=force or asyncio.Event())
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(budget.watch(budget.force))
+        budget.begin()
+        await sink.close(budget)
+        budget.finish()

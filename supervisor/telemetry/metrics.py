@@ -53,7 +53,7 @@ from prometheus_client.utils import floatToGoString
 from supervisor import __version__
 from supervisor.errors import ConfigError
 from supervisor.lifecycle import Clock, sleep_or_stop
-from supervisor.telemetry.stats import Histogram, ProfileStats
+from supervisor.telemetry.stats import COUNTERS, LABEL_COUNTERS, Histogram, ProfileStats
 
 PREFIX: Final = "streaming_producer"
 DEFAULT_PORT: Final = 9464
@@ -272,52 +272,6 @@ def _parse_librdkafka(report: object, at: float) -> LibrdkafkaSnapshot:
 # --- the collector -------------------------------------------------------------------------------
 
 
-_COUNTERS: Final = (
-    # (metric name without _total, ProfileStats attribute, help)
-    ("batches", "batches", "Batches (ticks) a profile has sent."),
-    (
-        "messages_produced",
-        "produced",
-        "Messages a profile handed to librdkafka's queue (accepted by produce()).",
-    ),
-    ("messages_delivered", "delivered", "Messages the broker acknowledged."),
-    ("messages_failed", "failed", "Messages whose delivery failed (a delivery report error)."),
-    (
-        "messages_undelivered",
-        "undelivered",
-        "Messages purged unsent at shutdown because the flush deadline passed.",
-    ),
-    (
-        "messages_rejected",
-        "rejected",
-        "Messages the producer refused before queueing them (e.g. over message.max.bytes).",
-    ),
-    ("bytes_produced", "bytes", "Bytes of message values a profile produced."),
-    (
-        "ticks_behind_schedule",
-        "behind_schedule",
-        "Ticks that started at or after the next tick's deadline: the profile could not keep up.",
-    ),
-    ("profile_restarts", "restarts", "Times a crashed profile task was restarted."),
-    ("late_events", "late", "Messages sent with an event time made older on purpose (late:)."),
-    (
-        "reordered_events",
-        "reordered",
-        "Messages held back and sent after later ones on purpose (out_of_order:).",
-    ),
-    ("duplicate_events", "duplicates", "Exact copies of earlier messages sent on purpose."),
-)
-_LABEL_COUNTERS: Final = (
-    ("label_messages_produced", "produced", "Fraud label messages handed to the producer."),
-    ("label_messages_delivered", "delivered", "Fraud label messages the broker acknowledged."),
-    (
-        "label_messages_failed",
-        "failed",
-        "Fraud label messages whose delivery failed, or were purged unsent at shutdown.",
-    ),
-)
-
-
 def _histogram_buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
     """Prometheus buckets (cumulative, ending at +Inf) and the sum of `histogram`.
 
@@ -384,8 +338,10 @@ class Telemetry:
         instance = self.instance_id
         # One C-level copy under the GIL: the mapping may gain profiles meanwhile (a reload).
         profiles = list(self._profiles.values())
-        for name, attribute, documentation in _COUNTERS:
-            counter = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=_PROFILE_LABELS)
+        for attribute, spec in COUNTERS:
+            counter = CounterMetricFamily(
+                f"{PREFIX}_{spec.metric}", spec.help, labels=_PROFILE_LABELS
+            )
             for stats in profiles:
                 counter.add_metric([stats.name, instance], getattr(stats, attribute))
             yield counter
@@ -434,12 +390,13 @@ class Telemetry:
         yield occurrences
         yield events
         with_labels = [(s.name, s.labels) for s in profiles if s.labels is not None]
-        for name, attribute, documentation in _LABEL_COUNTERS:
-            counter = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=_PROFILE_LABELS)
+        for attribute, series in LABEL_COUNTERS:
+            counter = CounterMetricFamily(
+                f"{PREFIX}_{series.metric}", series.help, labels=_PROFILE_LABELS
+            )
+            added = (attribute, *series.plus)
             for profile, label_stats in with_labels:
-                value = getattr(label_stats, attribute)
-                if attribute == "failed":
-                    value += label_stats.undelivered
+                value = sum(getattr(label_stats, name) for name in added)
                 counter.add_metric([profile, instance], value)
             yield counter
 

@@ -1,18 +1,21 @@
 """Per-profile counters, delivery-latency histogram and the run summary.
 
-Threading: a `ProfileStats` has two writers that never touch the same field. The event loop
-(the profile task) writes `batches`, `produced`, `bytes`, `behind_schedule` and the tick lateness;
-the sink's delivery thread writes `delivered`, `failed`, `undelivered` and the latency histogram
-from librdkafka delivery reports. Readers (stats lines, the summary) may see a report a message
-old, never a torn value, and the final summary is read after the delivery thread has stopped.
+Threading: a `ProfileStats` (and the `DeliveryStats` of its labels) has two writers that never
+touch the same field. The event loop (the profile task) writes `batches`, `produced`, `bytes`,
+`rejected`, `behind_schedule` and the tick lateness; the sink's delivery thread writes `delivered`,
+`failed`, `undelivered` and the latency histogram from delivery reports (`record_*`). Readers
+(stats lines, the summary) may see a report a message old, never a torn value, and the final
+summary is read after the delivery thread has stopped.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from bisect import bisect_left
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, Literal
 
 # Log-spaced bucket upper bounds in seconds, 100 µs .. ~100 s, 10 per decade: a p99 read off
 # this histogram is within ~26% of the true value, plenty to tell milliseconds from seconds.
@@ -59,48 +62,223 @@ class Histogram:
         return out
 
 
+class Section(enum.IntEnum):
+    """The parts of a profile's summary entry, in their order there. A counter says which part
+    it belongs to; within a part, counter fields come in declaration order (a `DeliveryStats`
+    field before a `ProfileStats` one), then the derived entries (`_DERIVED`)."""
+
+    WORK = enum.auto()
+    """What the schedule asked for: batches."""
+    DELIVERY = enum.auto()
+    """The delivery accounting, all of a labels entry (`DeliveryStats.delivery_snapshot`)."""
+    PROGRESS = enum.auto()
+    """Bytes, ticks behind schedule, restarts, and the run's timings."""
+    SHAPING = enum.auto()
+    """Event-time shaping and fraud injection."""
+
+
+Line = Literal["always", "shaped"]
+"""Which periodic `profile_stats` lines show an entry: every profile's, or only those of profiles
+shaping event time or injecting fraud."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSeries:
+    """A delivery counter as the labels of a profile export it, apart from its events'."""
+
+    metric: str
+    """Prometheus name, without the `streaming_producer_` prefix and the `_total` suffix."""
+    help: str
+    plus: tuple[str, ...] = ()
+    """Other counters added into this one (label `failed` includes `undelivered`)."""
+    line: bool = False
+    """Shown as `labels_<name>` in a shaping profile's `profile_stats` line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """What a counter field means and where it shows: the one place a counter is named."""
+
+    section: Section
+    metric: str
+    """Prometheus name, without the `streaming_producer_` prefix and the `_total` suffix."""
+    help: str
+    line: Line | None = None
+    labels: LabelSeries | None = None
+    """Also exported for a profile's labels (a `DeliveryStats` field only)."""
+
+
+_COUNTER: Final = "counter"
+"""The key of a field's `Counter` in its dataclass metadata."""
+
+
+def counter(
+    section: Section,
+    *,
+    metric: str,
+    help: str,
+    line: Line | None = None,
+    labels: LabelSeries | None = None,
+) -> Any:
+    """A counter field (an int starting at 0) described by a `Counter`, from which the summary,
+    its totals, the Prometheus counters and the `profile_stats` line are derived."""
+    spec = Counter(section, metric, help, line, labels)
+    return field(default=0, metadata={_COUNTER: spec})
+
+
 @dataclass(slots=True, eq=False)
-class ProfileStats:
-    """Counters of one profile. `produced` counts messages librdkafka accepted into its queue."""
+class DeliveryStats:
+    """Delivery accounting of one stream of messages (a profile's events, or its fraud labels).
+
+    Every message the producer accepted ends in exactly one of `delivered`, `failed` or
+    `undelivered`; until then it is `in_flight`. The `record_*` methods are called by the sink's
+    delivery thread, once per delivery report.
+    """
 
     name: str
-    batches: int = 0
-    produced: int = 0
-    bytes: int = 0
-    behind_schedule: int = 0
-    delivered: int = 0
-    failed: int = 0
-    undelivered: int = 0
+    produced: int = counter(
+        Section.DELIVERY,
+        metric="messages_produced",
+        help="Messages a profile handed to librdkafka's queue (accepted by produce()).",
+        line="always",
+        labels=LabelSeries(
+            "label_messages_produced", "Fraud label messages handed to the producer."
+        ),
+    )
+    """Accepted into the producer's queue (the send loop counts it)."""
+    bytes: int = counter(
+        Section.PROGRESS,
+        metric="bytes_produced",
+        help="Bytes of message values a profile produced.",
+    )
+    delivered: int = counter(
+        Section.DELIVERY,
+        metric="messages_delivered",
+        help="Messages the broker acknowledged.",
+        line="always",
+        labels=LabelSeries(
+            "label_messages_delivered",
+            "Fraud label messages the broker acknowledged.",
+            line=True,
+        ),
+    )
+    failed: int = counter(
+        Section.DELIVERY,
+        metric="messages_failed",
+        help="Messages whose delivery failed (a delivery report error).",
+        line="always",
+        labels=LabelSeries(
+            "label_messages_failed",
+            "Fraud label messages whose delivery failed, or were purged unsent at shutdown.",
+            plus=("undelivered",),
+        ),
+    )
+    undelivered: int = counter(
+        Section.DELIVERY,
+        metric="messages_undelivered",
+        help="Messages purged unsent at shutdown because the flush deadline passed.",
+    )
     """Purged at shutdown because the flush deadline passed (or a second signal forced exit)."""
-    rejected: int = 0
+    rejected: int = counter(
+        Section.DELIVERY,
+        metric="messages_rejected",
+        help="Messages the producer refused before queueing them (e.g. over message.max.bytes).",
+    )
     """Refused by the producer before entering its queue (e.g. over message.max.bytes): not
     part of `produced`."""
-    restarts: int = 0
-    first_batch_at: float | None = None
-    stopped_at: float | None = None
     latency: Histogram = field(default_factory=Histogram)
     """Enqueue to acknowledgement, as librdkafka measured it (`Message.latency()`)."""
+    latency_every: int = 1
+    """Observe the latency of one delivery in this many (a setting, not a counter): above about
+    1,000 msg/s a sample is as informative and the delivery thread stays cheap."""
+    _countdown: int = field(default=1, init=False, repr=False)
+    """Deliveries until the next latency observation; only `record_delivered` touches it."""
+
+    def __post_init__(self) -> None:
+        if self.latency_every < 1:
+            raise ValueError(f"latency_every must be at least 1, got {self.latency_every}")
+
+    @property
+    def in_flight(self) -> int:
+        """Produced but not yet acknowledged, failed or purged."""
+        return self.produced - self.delivered - self.failed - self.undelivered
+
+    def record_delivered(self, latency_s: float | None) -> None:
+        """One message acknowledged; its latency is observed one time in `latency_every` (None:
+        none was measured, and the sample is skipped). Runs once per message on the delivery
+        thread: two integer updates and a comparison, nothing allocated."""
+        self.delivered += 1
+        self._countdown -= 1
+        if self._countdown == 0:
+            self._countdown = self.latency_every
+            if latency_s is not None:
+                self.latency.observe(latency_s)
+
+    def record_failed(self) -> None:
+        """One message the broker (or the producer, after retries) gave up on."""
+        self.failed += 1
+
+    def record_undelivered(self) -> None:
+        """One message purged unsent at shutdown."""
+        self.undelivered += 1
+
+    def delivery_snapshot(self) -> dict[str, int]:
+        """The delivery accounting: all of a labels entry, part of a profile's."""
+        return {e.name: e.read(self, 0.0) for e in DELIVERY_ENTRIES}
+
+
+@dataclass(slots=True, eq=False)
+class ProfileStats(DeliveryStats):
+    """Counters of one profile: its events' delivery accounting and what its ticks did."""
+
+    batches: int = counter(
+        Section.WORK, metric="batches", help="Batches (ticks) a profile has sent.", line="always"
+    )
+    behind_schedule: int = counter(
+        Section.PROGRESS,
+        metric="ticks_behind_schedule",
+        help="Ticks that started at or after the next tick's deadline:"
+        " the profile could not keep up.",
+        line="always",
+    )
+    restarts: int = counter(
+        Section.PROGRESS,
+        metric="profile_restarts",
+        help="Times a crashed profile task was restarted.",
+    )
+    first_batch_at: float | None = None
+    stopped_at: float | None = None
     lateness: Histogram = field(default_factory=Histogram)
     """How late each tick started after its deadline."""
-    late: int = 0
+    late: int = counter(
+        Section.SHAPING,
+        metric="late_events",
+        help="Messages sent with an event time made older on purpose (late:).",
+        line="shaped",
+    )
     """Produced with an event time older than it would have been (`late:`)."""
-    reordered: int = 0
+    reordered: int = counter(
+        Section.SHAPING,
+        metric="reordered_events",
+        help="Messages held back and sent after later ones on purpose (out_of_order:).",
+        line="shaped",
+    )
     """Produced after later events, having been held back (`out_of_order:`)."""
-    duplicates: int = 0
+    duplicates: int = counter(
+        Section.SHAPING,
+        metric="duplicate_events",
+        help="Exact copies of earlier messages sent on purpose.",
+        line="shaped",
+    )
     """Produced as an exact copy of an earlier message (`duplicates:`)."""
     occurrences: dict[str, int] = field(default_factory=dict)
     """Fraud scenario occurrences started, by scenario kind."""
     fraud_events: dict[str, int] = field(default_factory=dict)
     """Produced messages labelled fraud, by scenario kind: a detector's recall is the share of
     these it flags."""
-    labels: ProfileStats | None = None
+    labels: DeliveryStats | None = None
     """The ground-truth label messages of this profile's fraud events (`labels:`), counted apart
     so that this profile's own counters reconcile with its topic."""
-
-    @property
-    def in_flight(self) -> int:
-        """Produced but not yet acknowledged, failed or purged."""
-        return self.produced - self.delivered - self.failed - self.undelivered
 
     def elapsed_s(self, now: float) -> float:
         """From the first batch until the profile stopped producing (or `now` while it runs)."""
@@ -111,54 +289,86 @@ class ProfileStats:
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The summary entry of this profile."""
-        return {
-            "batches": self.batches,
-            **self.delivery_snapshot(),
-            "bytes": self.bytes,
-            "behind_schedule": self.behind_schedule,
-            "restarts": self.restarts,
-            "elapsed_s": round(self.elapsed_s(now), 3),
-            "latency_ms": _quantiles_ms(self.latency),
-            "tick_lateness_ms": _quantiles_ms(self.lateness),
-            "late": self.late,
-            "reordered": self.reordered,
-            "duplicates": self.duplicates,
-            "fraud_events": sum(self.fraud_events.values()),
-            "scenarios": {
-                kind: {"occurrences": n, "events": self.fraud_events.get(kind, 0)}
-                for kind, n in self.occurrences.items()
-            },
-            "labels": None if self.labels is None else self.labels.delivery_snapshot(),
-        }
-
-    def delivery_snapshot(self) -> dict[str, int]:
-        """The delivery accounting: all of a labels entry, part of a profile's."""
-        return {
-            "produced": self.produced,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "undelivered": self.undelivered,
-            "rejected": self.rejected,
-            "in_flight": self.in_flight,
-        }
+        entry: dict[str, Any] = {e.name: e.read(self, now) for e in PROFILE_ENTRIES}
+        entry["labels"] = None if self.labels is None else self.labels.delivery_snapshot()
+        return entry
 
 
-_TOTALLED = (
-    "batches",
-    "produced",
-    "delivered",
-    "failed",
-    "undelivered",
-    "rejected",
-    "in_flight",
-    "bytes",
-    "behind_schedule",
-    "restarts",
-    "late",
-    "reordered",
-    "duplicates",
-    "fraud_events",
+# --- what derives from the counters --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of a profile's summary: a counter field, or a value derived from the stats."""
+
+    name: str
+    section: Section
+    read: Callable[[Any, float], Any]
+    """(stats, now) -> the value; a `DELIVERY` entry reads a `DeliveryStats`, any other a
+    `ProfileStats`."""
+    counter: Counter | None = None
+    """The field's description; None for a derived entry."""
+    totalled: bool = True
+    """Summed over the profiles into the summary's total."""
+    line: Line | None = None
+
+
+_DERIVED: Final = (
+    Entry("in_flight", Section.DELIVERY, lambda s, _: s.in_flight, line="always"),
+    Entry("elapsed_s", Section.PROGRESS, lambda s, now: round(s.elapsed_s(now), 3), totalled=False),
+    Entry("latency_ms", Section.PROGRESS, lambda s, _: _quantiles_ms(s.latency), totalled=False),
+    Entry(
+        "tick_lateness_ms",
+        Section.PROGRESS,
+        lambda s, _: _quantiles_ms(s.lateness),
+        totalled=False,
+    ),
+    Entry(
+        "fraud_events", Section.SHAPING, lambda s, _: sum(s.fraud_events.values()), line="shaped"
+    ),
+    Entry("scenarios", Section.SHAPING, lambda s, _: _scenarios(s), totalled=False),
 )
+"""Entries computed from the stats rather than read from a field. `labels` (the labels'
+`delivery_snapshot`, or None) closes every entry and is totalled apart."""
+
+
+def _counter_entries(cls: type[DeliveryStats]) -> list[Entry]:
+    out = []
+    for f in fields(cls):
+        spec = f.metadata.get(_COUNTER)
+        if isinstance(spec, Counter):
+            out.append(Entry(f.name, spec.section, _field_reader(f.name), spec, line=spec.line))
+    return out
+
+
+def _field_reader(name: str) -> Callable[[Any, float], Any]:
+    """A reader of attribute `name` in the shape of `Entry.read`."""
+
+    def read(stats: Any, _now: float) -> Any:
+        return getattr(stats, name)
+
+    return read
+
+
+PROFILE_ENTRIES: Final[tuple[Entry, ...]] = tuple(
+    sorted([*_counter_entries(ProfileStats), *_DERIVED], key=lambda e: e.section)
+)
+"""A profile's summary entry, in order (`labels` aside). The sort is stable: within a section,
+counter fields in declaration order, then derived entries."""
+DELIVERY_ENTRIES: Final[tuple[Entry, ...]] = tuple(
+    e for e in PROFILE_ENTRIES if e.section is Section.DELIVERY
+)
+"""A labels entry, and the delivery part of a profile's: they read a `DeliveryStats`."""
+TOTALLED: Final[tuple[str, ...]] = tuple(e.name for e in PROFILE_ENTRIES if e.totalled)
+"""The entries the summary's total sums over the profiles."""
+COUNTERS: Final[tuple[tuple[str, Counter], ...]] = tuple(
+    (e.name, e.counter) for e in PROFILE_ENTRIES if e.counter is not None
+)
+"""(field, description) of every counter of a profile, in summary order."""
+LABEL_COUNTERS: Final[tuple[tuple[str, LabelSeries], ...]] = tuple(
+    (name, c.labels) for name, c in COUNTERS if c.labels is not None
+)
+"""(field, series) of every counter a profile's labels export."""
 
 
 def _quantiles_ms(h: Histogram) -> dict[str, float | None]:
@@ -168,10 +378,45 @@ def _quantiles_ms(h: Histogram) -> dict[str, float | None]:
     return {"p50": ms(h.quantile(0.5)), "p99": ms(h.quantile(0.99)), "max": ms(h.max or None)}
 
 
+def _scenarios(stats: ProfileStats) -> dict[str, dict[str, int]]:
+    return {
+        kind: {"occurrences": n, "events": stats.fraud_events.get(kind, 0)}
+        for kind, n in stats.occurrences.items()
+    }
+
+
+def stats_line(
+    stats: ProfileStats, window: RateWindow, now: float, *, shaped: bool
+) -> dict[str, object]:
+    """The fields of a profile's periodic `profile_stats` log line; `window` advances to `now`.
+    `shaped`: the profile shapes event time or injects fraud, and its line shows those counters
+    (and its labels' deliveries)."""
+    out: dict[str, object] = {"profile": stats.name}
+    out.update((e.name, e.read(stats, now)) for e in _LINE_ALWAYS)
+    out.update(window.advance(stats, now))
+    out["latency_p50_ms"] = _ms_2(stats.latency.quantile(0.5))
+    out["latency_p99_ms"] = _ms_2(stats.latency.quantile(0.99))
+    if shaped:
+        out.update((e.name, e.read(stats, now)) for e in _LINE_SHAPED)
+        labels = stats.labels
+        if labels is not None:
+            out.update((f"labels_{name}", getattr(labels, name)) for name in _LINE_LABELS)
+    return out
+
+
+_LINE_ALWAYS: Final = tuple(e for e in PROFILE_ENTRIES if e.line == "always")
+_LINE_SHAPED: Final = tuple(e for e in PROFILE_ENTRIES if e.line == "shaped")
+_LINE_LABELS: Final = tuple(name for name, series in LABEL_COUNTERS if series.line)
+
+
+def _ms_2(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
 def summary(profiles: list[ProfileStats], *, elapsed_s: float, now: float) -> dict[str, Any]:
     """The run summary written by `run --summary PATH` and logged at exit."""
     per_profile = {p.name: p.snapshot(now) for p in profiles}
-    total: dict[str, Any] = {k: sum(s[k] for s in per_profile.values()) for k in _TOTALLED}
+    total: dict[str, Any] = {k: sum(s[k] for s in per_profile.values()) for k in TOTALLED}
     labels = [s["labels"] for s in per_profile.values() if s["labels"] is not None]
     total["labels"] = {k: sum(entry[k] for entry in labels) for k in labels[0]} if labels else None
     total["elapsed_s"] = round(elapsed_s, 3)

@@ -14,7 +14,7 @@ import pytest
 
 from supervisor.sinks.kafka import KafkaSink
 from supervisor.telemetry.stats import ProfileStats
-from tests.fakes import FakeSink
+from tests.fakes import FakeSink, close_within
 from tests.services import consume_all, free_port
 
 SinkFactory = Callable[[dict[str, Any]], Any]
@@ -31,7 +31,7 @@ class KafkaUnderTest:
         )
 
     async def settle(self) -> None:
-        await self.sink.close(timeout_s=15, force=asyncio.Event())
+        await close_within(self.sink, 15)
 
 
 class FakeUnderTest:
@@ -120,7 +120,7 @@ def test_kafka_sink_purges_what_it_cannot_deliver_and_counts_it(topic: str) -> N
 
     async def scenario() -> ProfileStats:
         under, stats = produce_to_nobody(topic, 50)
-        await under.sink.close(timeout_s=0.5, force=asyncio.Event())
+        await close_within(under.sink, 0.5)
         return stats
 
     stats = run(scenario)
@@ -134,7 +134,7 @@ def test_kafka_sink_close_stops_flushing_at_once_when_forced(topic: str) -> None
         force = asyncio.Event()
         asyncio.get_running_loop().call_soon(force.set)
         # A one-hour budget: only `force` can end this close in time for the test's timeout.
-        await asyncio.wait_for(under.sink.close(timeout_s=3600, force=force), timeout=20)
+        await asyncio.wait_for(close_within(under.sink, 3600, force), timeout=20)
         return stats
 
     stats = run(scenario)

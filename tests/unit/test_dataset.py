@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from supervisor import dataset
+from supervisor.dataset import s3 as dataset_s3
 from supervisor.dataset import (
     FIELDS,
     ID_SPAN,
@@ -615,7 +615,7 @@ def stubbed_s3(monkeypatch: pytest.MonkeyPatch) -> tuple[Stubber, dict[str, Any]
         used.update(kwargs, service=service)
         return client
 
-    monkeypatch.setattr(dataset.boto3, "client", make_client)
+    monkeypatch.setattr(dataset_s3.boto3, "client", make_client)
     stubber.activate()
     return stubber, used
 
@@ -716,7 +716,7 @@ class _FailingStream(io.RawIOBase):
 def test_s3_transport_errors_are_reported(
     monkeypatch: pytest.MonkeyPatch, exc: Exception, expected: str
 ) -> None:
-    monkeypatch.setattr(dataset.boto3, "client", lambda *a, **k: _FailingClient(exc))
+    monkeypatch.setattr(dataset_s3.boto3, "client", lambda *a, **k: _FailingClient(exc))
     with pytest.raises(DatasetError, match=re.escape(expected)):
         load_dataset("s3://transactions/tx.csv", s3=LOCATION)
 
@@ -732,7 +732,7 @@ def test_a_transfer_broken_mid_object_is_reported(
 
 @pytest.mark.parametrize("uri", ["s3://transactions", "s3://transactions/", "s3:///tx.csv"])
 def test_an_s3_uri_needs_a_bucket_and_a_key(uri: str) -> None:
-    with pytest.raises(DatasetError, match="expected s3://bucket/key"):
+    with pytest.raises(DatasetError, match="must name a bucket and a key"):
         load_dataset(uri)
 
 

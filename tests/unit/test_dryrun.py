@@ -20,6 +20,7 @@ import pytest
 from supervisor.sinks.dryrun import DryRunSink
 from supervisor.sinks.kafka import Headers
 from supervisor.telemetry.stats import ProfileStats
+from tests.fakes import close_within
 
 VALUE = (
     '{"id":"00000000-0000-0000-0000-000000000001","description":"Card \\"payment\\"\\n",'
@@ -100,8 +101,8 @@ def dry_run_lines(*messages: dict[str, Any]) -> list[bytes]:
         sink = DryRunSink(out, asyncio.Event())
         on_delivery = sink.reporter(ProfileStats("p"))
         for message in messages:
-            sink.produce(on_delivery=on_delivery, **message)
-        await sink.close(timeout_s=1, force=asyncio.Event())
+            sink.produce(report=on_delivery, **message)
+        await close_within(sink, 1)
         return out.getvalue()
 
     return asyncio.run(scenario()).splitlines(keepends=True)
@@ -221,7 +222,7 @@ def test_a_partial_write_is_completed() -> None:
         sink = DryRunSink(out, asyncio.Event())
         stats = ProfileStats("p")
         sink.produce("tx", VALUE, None, HEADERS, sink.reporter(stats))
-        await sink.close(timeout_s=1, force=asyncio.Event())
+        await close_within(sink, 1)
         assert stats.delivered == 1
         assert json.loads(out.getvalue())["value"] == json.loads(VALUE)
 
@@ -247,7 +248,7 @@ def test_close_flushes_what_is_buffered() -> None:
         stats = ProfileStats("p")
         sink.produce("tx", VALUE, None, HEADERS, sink.reporter(stats))
         assert await sink.connect(["tx"], stop=asyncio.Event(), timeout_s=None)
-        await sink.close(timeout_s=1, force=asyncio.Event())
+        await close_within(sink, 1)
         assert (out.flushes, stats.delivered) == (1, 1)
 
     asyncio.run(scenario())
@@ -274,7 +275,7 @@ def test_a_closed_reader_stops_the_run_and_its_unwritten_lines_are_undelivered(
         with pytest.raises(BufferError):
             sink.produce("tx", VALUE, None, HEADERS, on_delivery)
         await asyncio.wait_for(sink.wait_for_space(stop), timeout=1)
-        await sink.close(timeout_s=1, force=asyncio.Event())
+        await close_within(sink, 1)
         assert stats.delivered + stats.undelivered == 3
 
     asyncio.run(scenario())
@@ -292,7 +293,7 @@ def test_a_closed_reader_met_in_a_burst_does_not_escape_produce(pipe: Pipe) -> N
         assert stop.is_set()
         assert (stats.delivered, stats.undelivered) == (0, 1)
         await asyncio.sleep(0)
-        await sink.close(timeout_s=1, force=asyncio.Event())
+        await close_within(sink, 1)
 
     asyncio.run(scenario())
 
@@ -308,7 +309,7 @@ def test_other_write_errors_stop_the_run_and_count_as_failed() -> None:
         await asyncio.sleep(0)
         assert stop.is_set()
         assert (stats.delivered, stats.undelivered, stats.failed) == (0, 0, 3)
-        await sink.close(timeout_s=1, force=asyncio.Event())
+        await close_within(sink, 1)
 
     asyncio.run(scenario())
 
@@ -318,6 +319,7 @@ import asyncio, json, sys
 from supervisor.sinks.dryrun import DryRunSink
 from supervisor.telemetry.logs import configure
 from supervisor.telemetry.stats import ProfileStats
+from tests.fakes import close_within
 
 async def main():
     stop = asyncio.Event()
@@ -331,7 +333,7 @@ async def main():
         except BufferError:
             stats.produced -= 1
         await asyncio.sleep(0)
-    await sink.close(timeout_s=1, force=asyncio.Event())
+    await close_within(sink, 1)
     counts = {"delivered": stats.delivered, "undelivered": stats.undelivered}
     print(json.dumps({**counts, "in_flight": stats.in_flight}), file=sys.stderr)
 

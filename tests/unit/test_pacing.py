@@ -41,7 +41,7 @@ def test_deadlines_are_absolute_so_work_time_does_not_drift() -> None:
     ticks = 0
     # Each batch takes 0.2 s of work; the pacer must still tick every 0.5 s exactly.
     while clock.now < 100.0 + 60.0:
-        delay = (pacer.next_at - clock.now)
+        delay = pacer.next_at - clock.now
         if delay > 0:
             clock.now += delay
             continue

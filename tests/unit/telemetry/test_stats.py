@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from supervisor.telemetry.stats import Histogram, ProfileStats, RateWindow, summary
+from supervisor.telemetry.stats import (
+    DeliveryStats,
+    Histogram,
+    ProfileStats,
+    RateWindow,
+    summary,
+)
 
 
 def test_histogram_quantiles_tell_milliseconds_from_seconds() -> None:
@@ -32,6 +38,45 @@ def test_empty_histogram_has_no_quantile() -> None:
 def test_in_flight_is_what_is_neither_delivered_failed_nor_undelivered() -> None:
     s = ProfileStats("high", produced=100, delivered=90, failed=3, undelivered=2)
     assert s.in_flight == 5
+
+
+def test_delivery_outcomes_settle_what_is_in_flight() -> None:
+    s = DeliveryStats("labels", produced=4)
+    s.record_delivered(0.002)
+    s.record_failed()
+    s.record_undelivered()
+    assert (s.delivered, s.failed, s.undelivered, s.in_flight) == (1, 1, 1, 1)
+
+
+def test_record_delivered_observes_one_latency_in_latency_every() -> None:
+    s = DeliveryStats("p", latency_every=3)
+    for i in range(9):
+        s.record_delivered(0.001 * (i + 1))
+    assert s.delivered == 9
+    assert s.latency.count == 3
+    # The first delivery is observed, then every third: 1 ms, 4 ms and 7 ms.
+    assert s.latency.sum == pytest.approx(0.001 + 0.004 + 0.007)
+
+
+def test_a_sampled_delivery_without_a_latency_observes_nothing() -> None:
+    s = DeliveryStats("p", latency_every=2)
+    s.record_delivered(None)  # the sampled one: nothing to observe
+    s.record_delivered(0.5)  # not sampled
+    s.record_delivered(0.25)  # sampled
+    assert s.delivered == 3
+    assert (s.latency.count, s.latency.sum) == (1, 0.25)
+
+
+def test_latency_every_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="latency_every"):
+        DeliveryStats("p", latency_every=0)
+
+
+def test_a_profile_is_its_events_delivery_accounting_and_labels_are_apart() -> None:
+    s = ProfileStats("p", produced=3, labels=DeliveryStats("p", produced=1))
+    s.record_delivered(None)
+    assert isinstance(s, DeliveryStats)
+    assert (s.in_flight, s.labels is not None and s.labels.in_flight) == (2, 1)
 
 
 def test_elapsed_runs_from_first_batch_until_stopped() -> None:

@@ -17,7 +17,7 @@ from prometheus_client.samples import Sample
 
 from supervisor.errors import ConfigError, ExitCode
 from supervisor.telemetry.metrics import Heartbeat, LibrdkafkaStats, MetricsServer, Telemetry
-from supervisor.telemetry.stats import ProfileStats
+from supervisor.telemetry.stats import DeliveryStats, ProfileStats
 
 LOOPBACK = "127.0.0.1"
 
@@ -108,7 +108,7 @@ def test_fraud_and_event_time_counters_by_profile_and_scenario(
     telemetry: Telemetry, server: MetricsServer
 ) -> None:
     attack, plain = ProfileStats("attack"), ProfileStats("plain")
-    attack.labels = ProfileStats("attack", produced=9, delivered=6, failed=1, undelivered=1)
+    attack.labels = DeliveryStats("attack", produced=9, delivered=6, failed=1, undelivered=1)
     attack.occurrences["card-testing"] = 2
     attack.fraud_events["card-testing"] = 11
     attack.late, attack.reordered, attack.duplicates = 3, 4, 5
