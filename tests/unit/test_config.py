@@ -20,6 +20,7 @@ from supervisor.config import (
     BurstSchedule,
     Config,
     KafkaSettings,
+    MetricsSettings,
     ProfileSettings,
     find_preset,
 )
@@ -348,6 +349,35 @@ def test_an_invalid_env_override_is_named(tmp_path: Path) -> None:
     assert "kafka.topic (from KAFKA_TOPIC): invalid Kafka topic name 'bad topic'" in message
 
 
+# --- provenance ----------------------------------------------------------------------------------
+
+
+def test_source_is_provenance_not_a_setting(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL)
+
+    assert config.source == str(tmp_path / "config.yaml")
+    assert "source" not in Config.model_fields
+    assert "source" not in config.model_dump()
+    assert Config.model_validate(config.model_dump()).source == "<defaults>"
+
+
+def test_copies_keep_the_source(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + "metrics: {port: 9100}\n")
+    copy = config.model_copy(update={"metrics": MetricsSettings()})
+
+    assert copy.metrics.port is None
+    assert copy.source == config.source == str(tmp_path / "config.yaml")
+
+
+def test_a_config_built_in_code_names_its_source() -> None:
+    config = Config.model_validate(yaml.safe_load(MINIMAL))
+    named = config.with_source("test.yaml")
+
+    assert (config.source, named.source) == ("<defaults>", "test.yaml")
+    assert named.profiles == config.profiles
+    assert named != config
+
+
 # --- seed mode -----------------------------------------------------------------------------------
 
 
@@ -487,7 +517,8 @@ def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) ->
         ),
         (
             MINIMAL + "source: elsewhere\n",
-            "source: unknown key (the loader sets it)",
+            "source: unknown key (expected one of: kafka, dataset, profiles,"
+            " shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload)",
         ),
         (
             "profiles:\n  p: {interval_s: soon, min_records: 1, max_records: 2}\n",
