@@ -15,8 +15,9 @@ from typing import Any, Final
 import yaml
 
 from supervisor.config.messages import file_keys, unknown_key, validate
-from supervisor.config.models import DEFAULT_DATASET_URI, SCHEME_RE, Config, ProfileSettings
+from supervisor.config.models import DEFAULT_DATASET_URI, Config, ProfileSettings
 from supervisor.config.types import NAME_RE, Loc, key_path, none_as_empty, show
+from supervisor.dataset.location import has_scheme, parse_location
 from supervisor.errors import ConfigError
 
 _ENV_REF_RE: Final = re.compile(
@@ -350,7 +351,10 @@ def _resolve_dataset_uri(raw: dict[Any, Any], base_dir: Path) -> dict[Any, Any]:
     uri = _get_in(raw, ("dataset", "uri"))
     if uri is None:
         uri = DEFAULT_DATASET_URI
-    if not isinstance(uri, str) or not uri.strip() or "\x00" in uri or SCHEME_RE.match(uri):
-        return raw  # remote, or invalid and reported by validation
-    absolute = os.path.normpath(os.path.join(base_dir.absolute(), os.path.expanduser(uri)))
-    return _set_in(raw, ("dataset", "uri"), absolute)
+    if not isinstance(uri, str) or has_scheme(uri):
+        return raw  # remote, or not a string and reported by validation
+    try:
+        location = parse_location(uri, base_dir=base_dir)
+    except ValueError:
+        return raw  # reported by validation
+    return _set_in(raw, ("dataset", "uri"), str(location))

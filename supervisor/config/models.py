@@ -7,7 +7,6 @@ Every model is frozen and refuses unknown keys. Secrets (the S3 keys and secret-
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -51,6 +50,7 @@ from supervisor.config.types import (
     show,
 )
 from supervisor.dataset import S3Location
+from supervisor.dataset.location import DatasetLocation, parse_location
 
 PRODUCER_DEFAULTS: Final[Mapping[str, KafkaValue]] = MappingProxyType(
     {
@@ -68,7 +68,6 @@ EMBEDDED: Final = "embedded"
 """The `bootstrap_servers` value selecting the in-process mock cluster."""
 
 DEFAULT_DATASET_URI: Final = "data/transactions.csv"
-SCHEME_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 _BOOTSTRAP_KEYS: Final = frozenset({"bootstrap.servers", "metadata.broker.list"})
 # confluent-kafka's properties that take a Python callable.
@@ -122,7 +121,8 @@ class DatasetSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     uri: str = DEFAULT_DATASET_URI
-    """`s3://bucket/key` or a local path; the loaders make a relative path absolute."""
+    """`s3://bucket/key` or a local path; the loaders make a relative path absolute (against
+    the config file's folder, or the working directory in seed mode)."""
     on_invalid: Literal["skip", "fail"] = "skip"
     """`skip` drops (and counts) invalid rows; `fail` refuses to start on the first one."""
     s3: Annotated[S3Settings, BeforeValidator(none_as_empty)] = S3Settings()
@@ -130,19 +130,13 @@ class DatasetSettings(BaseModel):
     @field_validator("uri")
     @classmethod
     def _check_uri(cls, uri: str) -> str:
-        if not uri.strip():
-            raise ValueError("must not be empty: give s3://bucket/key or a local path")
-        if "\x00" in uri:
-            raise ValueError("must not contain a NUL character")
-        scheme = SCHEME_RE.match(uri)
-        if scheme is None:
-            return uri
-        if scheme[1].lower() != "s3":
-            raise ValueError(f"unsupported scheme {scheme[1]!r}: use s3://bucket/key or a path")
-        bucket, _, key = uri[scheme.end() :].partition("/")
-        if not bucket or not key:
-            raise ValueError(f"{uri!r} must name a bucket and a key: s3://bucket/path/to.csv")
+        parse_location(uri)  # raises ValueError with what is wrong
         return uri
+
+    @property
+    def location(self) -> DatasetLocation:
+        """`uri` parsed: an `S3Object` (`s3://`, any case of the scheme) or a `LocalFile`."""
+        return parse_location(self.uri)
 
 
 class KafkaSettings(BaseModel):
