@@ -165,9 +165,8 @@ def run_profiles(bootstrap: str, topics: Mapping[str, str], duration_s: float) -
             "dataset": {"uri": str(SEED_DATASET)},
             "profiles": profiles,
             "shutdown_timeout_s": 30,
-            "source": "benchmarks.schedule",
         }
-    )
+    ).with_source("benchmarks.schedule")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_drive(config, duration_s))
 

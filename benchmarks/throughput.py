@@ -183,9 +183,8 @@ def run_path(bootstrap: str, topic: str, messages: int, profile: dict[str, Any])
             "dataset": {"uri": str(SEED_DATASET)},
             "profiles": {"flood": FLOOD_PROFILE | profile},
             "shutdown_timeout_s": 120,
-            "source": "benchmarks.throughput",
         }
-    )
+    ).with_source("benchmarks.throughput")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_drive(config, messages))
 

@@ -61,9 +61,8 @@ def make_config(s3: S3Server | str, bootstrap: str, topic: str, **dataset: Any) 
                 "high": {"interval_s": 0.2, "min_records": 10, "max_records": 20},
                 "low": {"interval_s": 2, "min_records": 1, "max_records": 5},
             },
-            "source": "test.yaml",
         }
-    )
+    ).with_source("test.yaml")
 
 
 def check(config: Config, *, timeout_s: float = 5) -> tuple[int, list[str]]:

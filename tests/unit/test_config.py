@@ -3,6 +3,7 @@ mode, the one-line errors and secret redaction."""
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from pathlib import Path
@@ -20,9 +21,11 @@ from supervisor.config import (
     BurstSchedule,
     Config,
     KafkaSettings,
+    MetricsSettings,
     ProfileSettings,
     find_preset,
 )
+from supervisor.dataset.location import LocalFile, S3Object
 from supervisor.errors import ConfigError, ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -348,6 +351,100 @@ def test_an_invalid_env_override_is_named(tmp_path: Path) -> None:
     assert "kafka.topic (from KAFKA_TOPIC): invalid Kafka topic name 'bad topic'" in message
 
 
+# --- provenance ----------------------------------------------------------------------------------
+
+
+def test_source_is_provenance_not_a_setting(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL)
+
+    assert config.source == str(tmp_path / "config.yaml")
+    assert "source" not in Config.model_fields
+    assert "source" not in config.model_dump()
+    assert Config.model_validate(config.model_dump()).source == "<defaults>"
+
+
+def test_copies_keep_the_source(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + "metrics: {port: 9100}\n")
+    copy = config.model_copy(update={"metrics": MetricsSettings()})
+
+    assert copy.metrics.port is None
+    assert copy.source == config.source == str(tmp_path / "config.yaml")
+
+
+def test_a_config_built_in_code_names_its_source() -> None:
+    config = Config.model_validate(yaml.safe_load(MINIMAL))
+    named = config.with_source("test.yaml")
+
+    assert (config.source, named.source) == ("<defaults>", "test.yaml")
+    assert named.profiles == config.profiles
+    assert named != config
+
+
+# --- the dataset's location ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bucket/key", S3Object("bucket", "key")),
+        ("S3://bucket/key", S3Object("bucket", "key")),
+        ("s3://transactions/in/tx.csv", S3Object("transactions", "in/tx.csv")),
+    ],
+)
+def test_an_s3_uri_is_an_s3_object_in_any_case(
+    tmp_path: Path, uri: str, expected: S3Object
+) -> None:
+    config = load(tmp_path, MINIMAL + f"dataset: {{uri: '{uri}'}}\n")
+
+    assert config.dataset.uri == uri
+    assert config.dataset.location == expected
+
+
+def test_a_relative_path_is_a_local_file_next_to_the_config_file(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + "dataset: {uri: 'data/../in/tx.csv'}\n")
+
+    assert config.dataset.uri == str(tmp_path / "in" / "tx.csv")
+    assert config.dataset.location == LocalFile(tmp_path / "in" / "tx.csv")
+
+
+def test_the_default_dataset_is_a_local_file_next_to_the_config_file(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL)
+
+    assert config.dataset.location == LocalFile(tmp_path / "data" / "transactions.csv")
+
+
+def test_seed_mode_takes_a_relative_dataset_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = Config.from_env({"DATASET_URI": "tx.csv"})
+
+    assert config.dataset.location == LocalFile(tmp_path / "tx.csv")
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "https://x/y.csv",
+            "dataset.uri: unsupported scheme 'https': use s3://bucket/key or a path",
+        ),
+        ("HTTP://x/y.csv", "dataset.uri: unsupported scheme 'HTTP': use s3://bucket/key or a path"),
+        (
+            "S3://bucket",
+            "dataset.uri: 'S3://bucket' must name a bucket and a key: s3://bucket/path/to.csv",
+        ),
+        (" ", "dataset.uri: must not be empty: give s3://bucket/key or a local path"),
+        ("a\x00b", "dataset.uri: must not contain a NUL character"),
+    ],
+)
+def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected: str) -> None:
+    text = MINIMAL + f"dataset: {{uri: {json.dumps(uri)}}}\n"
+    message = load_error(tmp_path, text)
+
+    assert message == f"{tmp_path / 'config.yaml'}: {expected}"
+
+
 # --- seed mode -----------------------------------------------------------------------------------
 
 
@@ -487,7 +584,8 @@ def test_the_document_must_be_a_mapping(tmp_path: Path, text: str, kind: str) ->
         ),
         (
             MINIMAL + "source: elsewhere\n",
-            "source: unknown key (the loader sets it)",
+            "source: unknown key (expected one of: kafka, dataset, profiles,"
+            " shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload)",
         ),
         (
             "profiles:\n  p: {interval_s: soon, min_records: 1, max_records: 2}\n",
