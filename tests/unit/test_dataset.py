@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from supervisor.dataset import s3 as dataset_s3
 from supervisor.dataset import (
     FIELDS,
     ID_SPAN,
@@ -33,6 +32,7 @@ from supervisor.dataset import (
     load_dataset,
     parse_csv,
 )
+from supervisor.dataset import s3 as dataset_s3
 from supervisor.errors import DatasetError, ExitCode
 
 HEADER = ",".join(FIELDS)
