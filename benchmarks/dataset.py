@@ -36,7 +36,7 @@ from benchmarks.harness import (
     stop_on_exit,
     synth_csv,
 )
-from tests.services import S3Server, start_s3, start_tansu
+from realservices import S3Server, start_s3, start_tansu
 
 BUCKET = "bench"
 STAGES = ("fleet_starting", "dataset_loaded", "kafka_connected", "profile_started")

@@ -29,7 +29,7 @@ from unittest import mock
 import yaml
 
 import supervisor.app
-from tests.services import _kill_process, _stop_process, create_topic
+from realservices import create_topic, kill_process, stop_process
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, Message, Producer
@@ -305,11 +305,6 @@ def clean_env(*, bytecode_cache: bool = True, **extra: str) -> dict[str, str]:
     return env
 
 
-# SIGTERM, then SIGKILL past `timeout_s` (default 10 s); reap. Idempotent. The one of
-# tests.services (private there), shared rather than re-implemented.
-stop_process = _stop_process
-
-
 # --------------------------------------------------------------------------------------------
 # The CLI under test, as a subprocess
 # --------------------------------------------------------------------------------------------
@@ -445,7 +440,7 @@ class CliRun:
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_process(self.process)
+            kill_process(self.process)
             raise
         return time.perf_counter() - start
 

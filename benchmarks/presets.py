@@ -38,8 +38,8 @@ from benchmarks.harness import (
     stop_on_exit,
     stop_process,
 )
+from realservices import start_tansu
 from supervisor.config import Config
-from tests.services import start_tansu
 
 PRESETS = ("high", "normal", "low")
 PROCESSES: dict[str, tuple[str, ...]] = {

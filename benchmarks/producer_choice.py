@@ -3,7 +3,7 @@
 Run from the repository root: ``.venv/bin/python -m benchmarks.producer_choice`` (results in
 benchmarks/results/producer_choice.json), or as the suite's ``producer_choice`` group
 (``python -m benchmarks --only producer_choice``, results in latest.json). It starts its own
-Tansu broker (tests/services.py) and measures, on that one broker in one run, with ~200-byte JSON:
+Tansu broker (realservices/) and measures, on that one broker in one run, with ~200-byte JSON:
 
 - (A)   the seed's way: ``confluent_kafka.aio.AIOProducer`` with default settings, each tick
         ``await asyncio.gather(*(producer.produce(topic, value) ...))`` (one future per message);
@@ -43,7 +43,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.aio import AIOProducer
 
 from benchmarks.harness import Context, GroupResult, Table, produce_all
-from tests.services import TansuBroker, create_topic, start_tansu
+from realservices import TansuBroker, create_topic, start_tansu
 
 RESULTS_PATH = Path(__file__).parent / "results" / "producer_choice.json"
 TICK_INTERVAL_S = 0.5

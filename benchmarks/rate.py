@@ -22,7 +22,7 @@ from benchmarks.harness import (
     config_document,
     stop_on_exit,
 )
-from tests.services import start_tansu
+from realservices import start_tansu
 
 INTERVAL_S = 0.01
 BATCH = 1000

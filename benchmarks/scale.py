@@ -31,8 +31,8 @@ from benchmarks.harness import (
     median,
     stop_on_exit,
 )
+from realservices import start_tansu
 from supervisor.config import Config
-from tests.services import start_tansu
 
 
 def run(ctx: Context) -> GroupResult:

@@ -62,12 +62,12 @@ from benchmarks.harness import (
     percentile,
     serve_watched,
 )
+from realservices import consume_all, start_tansu
 from supervisor.config import DIURNAL_CURVE, Config
 from supervisor.fleet import Fleet
 from supervisor.profile.pacing import Pacer
 from supervisor.profile.schedule import curve_for
 from supervisor.telemetry.stats import ProfileStats
-from tests.services import consume_all, start_tansu
 
 INTERVAL_S = 0.1
 RECORDS = 10

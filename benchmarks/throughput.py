@@ -55,9 +55,9 @@ from benchmarks.harness import (
     seed_payloads,
     serve_watched,
 )
+from realservices import TansuBroker, start_tansu
 from supervisor.config import PRODUCER_DEFAULTS, Config
 from supervisor.fleet import LATENCY_SAMPLES_PER_S, Fleet
-from tests.services import TansuBroker, start_tansu
 
 BATCH = 1000
 INTERVAL_S = 1e-6

@@ -1,4 +1,4 @@
-"""Fixtures for real services: an S3 server and a Kafka-protocol broker (see tests/services.py).
+"""Fixtures for real services: an S3 server and a Kafka-protocol broker (see realservices/).
 
 ``TEST_KAFKA_BOOTSTRAP_SERVERS`` points the whole suite at an external Kafka cluster (a real Apache
 Kafka, e.g. from docker compose in CI); nothing is started then. Otherwise one Tansu broker with
@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from tests.services import (
+from realservices import (
     S3Server,
     TansuBroker,
     create_topic,

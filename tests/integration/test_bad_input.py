@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from realservices import AWS_REGION, S3Server, consume_all, free_port
 from supervisor.config import Config
 from supervisor.dataset import FIELDS
 from supervisor.errors import ExitCode
 from tests.integration.cli_process import ROOT, CliProcess
-from tests.services import AWS_REGION, S3Server, consume_all, free_port
 
 BUCKET = "datasets"
 REPO_DATASET = ROOT / "data" / "transactions.csv"

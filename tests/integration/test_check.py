@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from realservices import S3Server, free_port
 from supervisor.checks import run_checks
 from supervisor.config import Config
 from supervisor.dataset.synth import write_csv
 from supervisor.errors import ExitCode
-from tests.services import S3Server, free_port
 
 BUCKET = "transactions"
 KEY = "in/transactions.csv"

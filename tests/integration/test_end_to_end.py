@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from realservices import S3Server, consume_all
 from supervisor.dataset import FIELDS
 from supervisor.dataset.synth import write_csv
 from tests.integration.cli_process import CliProcess
-from tests.services import S3Server, consume_all
 
 BUCKET = "transactions"
 BAD_ROWS = [

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from realservices import TansuBroker, consume_all, create_topic, free_port
 from supervisor.dataset import FIELDS
 from supervisor.errors import ExitCode
 from tests.integration.cli_process import ROOT, CliProcess, Event
-from tests.services import TansuBroker, consume_all, create_topic, free_port
 
 DATASET = ROOT / "data" / "transactions.csv"
 TOPIC = "faults"

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from realservices import Record, consume_all, create_topic
 from supervisor.dataset import FIELDS
 from tests.conftest import _delete_topic
 from tests.integration.cli_process import ROOT, CliProcess
-from tests.services import Record, consume_all, create_topic
 
 DATASET = ROOT / "data" / "transactions.csv"
 

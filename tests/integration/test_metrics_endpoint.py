@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from realservices import free_port
 from tests.integration.cli_process import ROOT, CliProcess
-from tests.services import free_port
 
 
 def get(url: str) -> tuple[int, str]:

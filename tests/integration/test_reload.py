@@ -8,8 +8,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from realservices import consume_all
 from tests.integration.cli_process import ROOT, CliProcess, Event
-from tests.services import consume_all
 
 DATASET = ROOT / "data" / "transactions.csv"
 

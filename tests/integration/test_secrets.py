@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from realservices import AWS_REGION, S3Server, TansuBroker, free_port
 from supervisor.config import REDACTED, Config
 from supervisor.dataset import S3Location
 from supervisor.errors import ExitCode
 from tests.integration.cli_process import ROOT, CliProcess
-from tests.services import AWS_REGION, S3Server, TansuBroker, free_port
 
 BUCKET = "secret-datasets"
 S3_ACCESS_KEY = "AKIAS3ACCESSKEYFORTEST"

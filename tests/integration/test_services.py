@@ -6,7 +6,7 @@ from contextlib import closing
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from tests.services import Record, S3Server, TansuBroker, consume_all, create_topic
+from realservices import Record, S3Server, TansuBroker, consume_all, create_topic
 
 FLUSH_TIMEOUT_S = 30
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from realservices import consume_all, free_port
 from supervisor.sinks.kafka import KafkaSink
 from supervisor.telemetry.stats import ProfileStats
 from tests.fakes import FakeSink, close_within
-from tests.services import consume_all, free_port
 
 SinkFactory = Callable[[dict[str, Any]], Any]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from realservices import consume_all
 from supervisor import app, fleet
 from supervisor.config import Config
 from supervisor.errors import ExitCode
 from tests.integration.cli_process import ROOT
-from tests.services import consume_all
 
 FAST = fleet.RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.05, backoff_max_s=0.2)
 BROKEN_TOPIC_SUFFIX = "-broken"
