@@ -122,6 +122,11 @@ class CliProcess:
             if pipe is not None:
                 pipe.close()
 
+    def output(self) -> str:
+        """Everything the process wrote to stdout, once it has exited."""
+        self._out_reader.join(timeout=10)
+        return self.stdout.decode()
+
     def log(self) -> str:
         return "\n".join(self.lines[-60:])
 

@@ -134,3 +134,39 @@ profiles:
     assert len(stopped) == 1
     assert stopped[0]["delivered"] == total["delivered"]
     assert "test-secret-key" not in "\n".join(proc.lines)
+
+
+def test_an_upper_case_s3_scheme_is_read_from_s3_by_run_and_check(
+    tmp_path: Path,
+    s3: S3Server,
+    uploaded: str,
+    kafka_bootstrap: str,
+    topic: str,
+    cli_processes: list[CliProcess],
+) -> None:
+    """URI schemes are case-insensitive: `S3://bucket/key` is the S3 object, never a file."""
+    shouting = "S3://" + uploaded.removeprefix("s3://")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_bootstrap}', topic: {topic}}}\n"
+        f"dataset: {{uri: '{shouting}'}}\n"
+        "profiles: {p: {interval_s: 0.01, min_records: 5, max_records: 5}}\n"
+    )
+    env = {
+        "ENDPOINT_URL": s3.endpoint_url,
+        "KEY": "test-access-key",
+        "SECRET": "test-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    run = CliProcess(["run", "--config", str(config), "--max-messages", "20"], env=env)
+    cli_processes.append(run)
+    assert run.wait() == 0, run.log()
+    (loaded,) = run.named("dataset_loaded")
+    assert (loaded["source"], loaded["rows"]) == (uploaded, 300)
+    assert len(consume_all(kafka_bootstrap, topic)) == 20
+
+    check = CliProcess(["check", "--config", str(config)], env=env)
+    cli_processes.append(check)
+    assert check.wait() == 0, check.log()
+    lines = check.output().splitlines()
+    assert any(line.startswith(f"✓ s3       {uploaded} at ") for line in lines), lines

@@ -541,3 +541,79 @@ def test_a_second_sigterm_stops_flushing_at_once(
     assert total["undelivered"] > 0
     assert code == ExitCode.UNDELIVERED, proc.log()
     assert_final_log_matches(proc, total)
+
+
+# --- one shutdown budget for every stage of a stop -----------------------------------------------
+
+SHAPED_BACKLOG_QUEUE = 200
+"""librdkafka's queue bound in the shaped-backlog runs: small, so that it fills while the broker
+is down and the profile's scheduled messages meet backpressure when it stops."""
+
+
+def start_a_shaped_backlog_then_kill_the_broker(
+    tmp_path: Path,
+    broker: TansuBroker,
+    run_cli: Callable[..., CliProcess],
+    *,
+    shutdown_timeout_s: float,
+) -> CliProcess:
+    """A shaped profile holding half its events back for up to a minute, whose broker died and
+    whose queue is full: at stop it has scheduled messages to send that cannot go anywhere."""
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {
+            "p": "{interval_s: 0.01, min_records: 10, max_records: 10,"
+            " out_of_order: {fraction: 0.5, max_delay_s: 60}}"
+        },
+        kafka_config=f"{{queue.buffering.max.messages: {SHAPED_BACKLOG_QUEUE}}}",
+        shutdown_timeout_s=shutdown_timeout_s,
+    )
+    proc = run_cli(config)
+    proc.wait_for(delivering)
+    broker.kill()
+    proc.wait_for(lambda e: is_stats(e) and e["in_flight"] >= SHAPED_BACKLOG_QUEUE)
+    return proc
+
+
+def test_a_shaped_profile_stopped_with_the_broker_down_ends_within_one_budget(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    """Held-back events waiting on a full queue and the sink's flush share shutdown_timeout_s:
+    the stop does not spend it once per stage."""
+    budget_s = 3.0
+    proc = start_a_shaped_backlog_then_kill_the_broker(
+        tmp_path, broker, run_cli, shutdown_timeout_s=budget_s
+    )
+
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
+
+    (requested,) = proc.named("shutdown_requested")
+    (stopped,) = proc.named("fleet_stopped")
+    start, end = timestamps([requested, stopped])
+    assert (end - start).total_seconds() < budget_s + 1.0, proc.log()
+    assert proc.named("scheduled_messages_dropped")
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["undelivered"] > 0
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert_final_log_matches(proc, total)
+
+
+def test_a_second_sigterm_ends_the_scheduled_messages_drain_at_once(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    # A budget no test waits for: only the second signal can end the drain in time.
+    proc = start_a_shaped_backlog_then_kill_the_broker(
+        tmp_path, broker, run_cli, shutdown_timeout_s=3600
+    )
+
+    proc.signal(signal.SIGTERM)
+    proc.wait_for(is_event("shutdown_requested"))
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
+
+    assert proc.named("shutdown_forced")
+    assert proc.named("scheduled_messages_dropped")
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["undelivered"] > 0
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert_final_log_matches(proc, total)

@@ -7,12 +7,14 @@ this suite keeps them honest.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from realservices import consume_all, free_port
+from supervisor.sinks.dryrun import DryRunSink
 from supervisor.sinks.kafka import KafkaSink
 from supervisor.telemetry.stats import ProfileStats
 from tests.fakes import FakeSink, close_within
@@ -43,12 +45,36 @@ class FakeUnderTest:
         self.sink.ack()
 
 
-@pytest.fixture(params=["fake", "kafka"])
-def make_sink(request: pytest.FixtureRequest) -> Callable[..., Any]:
+class DryRunUnderTest:
+    """The dry run's sink writing to memory: a line written out is a delivered message."""
+
+    def __init__(self, extra: dict[str, Any]) -> None:
+        self.out = io.BytesIO()
+        self.sink = DryRunSink(self.out, asyncio.Event())
+
+    async def settle(self) -> None:
+        await close_within(self.sink, 15)
+
+
+def _sink_under_test(request: pytest.FixtureRequest) -> Callable[..., Any]:
     if request.param == "fake":
         return FakeUnderTest
+    if request.param == "dry-run":
+        return DryRunUnderTest
     bootstrap: str = request.getfixturevalue("kafka_bootstrap")
     return lambda extra: KafkaUnderTest(bootstrap, extra)
+
+
+@pytest.fixture(params=["fake", "kafka", "dry-run"])
+def make_sink(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Every sink: the outcome of each message is reported exactly once, in domain terms."""
+    return _sink_under_test(request)
+
+
+@pytest.fixture(params=["fake", "kafka"])
+def make_bounded_sink(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """The sinks with a bounded queue (the dry run writes straight out: it has none to fill)."""
+    return _sink_under_test(request)
 
 
 def run(coro: Callable[[], Awaitable[Any]]) -> Any:
@@ -76,12 +102,12 @@ def test_every_produced_message_gets_exactly_one_delivery_report(
 
 
 def test_a_full_queue_raises_buffererror_and_stop_ends_the_wait(
-    make_sink: Callable[..., Any], topic: str
+    make_bounded_sink: Callable[..., Any], topic: str
 ) -> None:
     async def scenario() -> int:
         # Nothing serves delivery reports here (the Kafka sink's thread is not started), so the
         # queue cannot drain: the wait must end because of `stop`, not because space appeared.
-        under = make_sink({"queue.buffering.max.messages": 5, "linger.ms": 10_000})
+        under = make_bounded_sink({"queue.buffering.max.messages": 5, "linger.ms": 10_000})
         stats = ProfileStats("p")
         report = under.sink.reporter(stats)
         accepted = 0
