@@ -27,7 +27,7 @@ import supervisor.app
 from supervisor import cli
 from supervisor.fleet import Fleet
 from supervisor.telemetry.stats import Histogram, ProfileStats
-from supervisor.telemetry.stats import summary as build_summary
+from supervisor.telemetry.summary import RunSummary
 
 
 def pooled(histograms: list[Histogram]) -> dict[str, float | int | None]:
@@ -72,7 +72,9 @@ def main() -> int:
                 set_aside.append(stats.lateness)
                 stats.lateness = Histogram()
 
-    def summary_and_pool(profiles: list[ProfileStats], **kwargs: Any) -> dict[str, Any]:
+    build_summary = RunSummary.of
+
+    def summary_and_pool(profiles: list[ProfileStats], **kwargs: Any) -> RunSummary:
         document = build_summary(profiles, **kwargs)
         lateness = [p.lateness for p in profiles]
         figures = {
@@ -87,7 +89,7 @@ def main() -> int:
     signal.signal(signal.SIGUSR1, start_window)
     with (
         mock.patch.object(supervisor.app, "Fleet", RememberedFleet),
-        mock.patch.object(supervisor.app, "build_summary", summary_and_pool),
+        mock.patch.object(RunSummary, "of", summary_and_pool),
     ):
         return cli.main(sys.argv[2:])
 

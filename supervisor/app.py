@@ -28,7 +28,7 @@ from supervisor.sinks.dryrun import DryRunSink
 from supervisor.sinks.kafka import KafkaSink
 from supervisor.telemetry.logs import get_logger
 from supervisor.telemetry.metrics import Telemetry
-from supervisor.telemetry.stats import summary as build_summary
+from supervisor.telemetry.summary import RunSummary
 
 
 async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
@@ -121,41 +121,22 @@ async def serve(
             budget.finish()
 
     now = fleet.clock()
-    result = build_summary(list(fleet.stats.values()), elapsed_s=now - started, now=now)
-    for name, entry in result["profiles"].items():
-        log.info("profile_stopped", profile=name, **_flat(entry))
-    total = result["total"]
-    log.info("fleet_stopped", **_flat(total))
+    result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)
+    document = result.as_dict()
+    for name, fields in result.profile_fields().items():
+        log.info("profile_stopped", profile=name, **fields)
+    log.info("fleet_stopped", **result.total_fields())
     if summary_path is not None:
-        write_summary(summary_path, result)
+        write_summary(summary_path, document)
     if fleet.crashed:
-        return ExitCode.PROFILE_CRASHED, result
+        return ExitCode.PROFILE_CRASHED, document
     if sink.reader_closed:
-        return ExitCode.OK, result  # `--dry-run | head`: the reader had what it wanted
-    labels = total["labels"] or dict.fromkeys(("failed", "undelivered", "in_flight", "rejected"), 0)
-    if any(total[k] or labels[k] for k in ("failed", "undelivered", "in_flight", "rejected")):
-        log.warning(
-            "messages_not_delivered",
-            failed=total["failed"],
-            undelivered=total["undelivered"],
-            rejected=total["rejected"],
-            labels_failed=labels["failed"],
-            labels_undelivered=labels["undelivered"],
-            labels_rejected=labels["rejected"],
-        )
-        return ExitCode.UNDELIVERED, result
-    return ExitCode.OK, result
-
-
-def _flat(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested summary entry as flat log fields: `latency_ms_p99`, `scenarios_velocity_events`."""
-    out: dict[str, Any] = {}
-    for k, v in entry.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}_"))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+        return ExitCode.OK, document  # `--dry-run | head`: the reader had what it wanted
+    shortfall = result.shortfall()
+    if shortfall.incomplete:
+        log.warning("messages_not_delivered", **shortfall)
+        return ExitCode.UNDELIVERED, document
+    return ExitCode.OK, document
 
 
 def _sink(

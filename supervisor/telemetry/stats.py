@@ -1,4 +1,4 @@
-"""Per-profile counters, delivery-latency histogram and the run summary.
+"""Per-profile counters, the delivery-latency histogram, and what derives from the counters.
 
 Threading: a `ProfileStats` (and the `DeliveryStats` of its labels) has two writers that never
 touch the same field. The event loop (the profile task) writes `batches`, `produced`, `bytes`,
@@ -411,16 +411,6 @@ _LINE_LABELS: Final = tuple(name for name, series in LABEL_COUNTERS if series.li
 
 def _ms_2(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
-
-
-def summary(profiles: list[ProfileStats], *, elapsed_s: float, now: float) -> dict[str, Any]:
-    """The run summary written by `run --summary PATH` and logged at exit."""
-    per_profile = {p.name: p.snapshot(now) for p in profiles}
-    total: dict[str, Any] = {k: sum(s[k] for s in per_profile.values()) for k in TOTALLED}
-    labels = [s["labels"] for s in per_profile.values() if s["labels"] is not None]
-    total["labels"] = {k: sum(entry[k] for entry in labels) for k in labels[0]} if labels else None
-    total["elapsed_s"] = round(elapsed_s, 3)
-    return {"elapsed_s": round(elapsed_s, 3), "profiles": per_profile, "total": total}
 
 
 @dataclass(slots=True)

@@ -11,8 +11,8 @@ from supervisor.telemetry.stats import (
     Histogram,
     ProfileStats,
     RateWindow,
-    summary,
 )
+from supervisor.telemetry.summary import RunSummary
 
 
 def test_histogram_quantiles_tell_milliseconds_from_seconds() -> None:
@@ -92,7 +92,7 @@ def test_summary_has_profiles_and_totals_and_is_json() -> None:
     a = ProfileStats("a", batches=3, produced=30, delivered=29, failed=1, first_batch_at=0.0)
     b = ProfileStats("b", batches=2, produced=4, delivered=4, first_batch_at=1.0, stopped_at=2.0)
     a.stopped_at = 3.0
-    out = summary([a, b], elapsed_s=3.5, now=4.0)
+    out = RunSummary.of([a, b], elapsed_s=3.5, now=4.0).as_dict()
     assert json.loads(json.dumps(out)) == out
     assert out["elapsed_s"] == 3.5
     assert out["profiles"]["a"]["elapsed_s"] == 3.0
