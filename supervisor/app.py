@@ -97,8 +97,7 @@ async def serve(
     # One budget for the whole stop: shaped profiles' scheduled messages and the sink's flush
     # together end within shutdown_timeout_s of the first signal; a second one ends both at once.
     budget = ShutdownBudget(config.shutdown_timeout_s, force=force)
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(budget.watch(stop), name="shutdown-budget")
+    async with budget.watching(stop):
         try:
             # Stopped during the load, or before Kafka answered: nothing was produced, and the
             # summary (all zeros) is still logged and written below.
@@ -110,15 +109,17 @@ async def serve(
                 if telemetry is not None:
                     telemetry.kafka_reachable(True)
                 started = fleet.clock()
-                if config_path is not None and reload is not None:
-                    reloader = Reloader(config_path, fleet, load=partial(load, telemetry=telemetry))
-                    tg.create_task(reloader.run(reload, stop), name="reload")
-                await fleet.run(stop, budget)
+                async with asyncio.TaskGroup() as tg:
+                    if config_path is not None and reload is not None:
+                        reloader = Reloader(
+                            config_path, fleet, load=partial(load, telemetry=telemetry)
+                        )
+                        tg.create_task(reloader.run(reload, stop), name="reload")
+                    await fleet.run(stop, budget)
                 in_flight = sum(s.in_flight for s in fleet.stats.values())
                 log.info("fleet_draining", in_flight=in_flight, timeout_s=budget.remaining_s())
         finally:
             await sink.close(budget)
-            budget.finish()
 
     now = fleet.clock()
     result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)

@@ -114,13 +114,14 @@ class Fleet:
         without one the fleet keeps its own of `shutdown_timeout_s`). Delivery of what is
         still in flight is the sink's to finish."""
         self._stop = stop
-        own = budget is None
-        self._budget = budget or ShutdownBudget(
-            self.config.shutdown_timeout_s, force=asyncio.Event()
-        )
+        if budget is None:
+            budget = ShutdownBudget(self.config.shutdown_timeout_s, force=asyncio.Event())
+            async with budget.watching(stop):
+                await self.run(stop, budget)
+            return
+        self._budget = budget
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            watch = tg.create_task(self._budget.watch(stop), name="budget") if own else None
             for name, settings in self.config.profiles.items():
                 self._start(name, settings, self.config)
             reporter = tg.create_task(self._report(stop), name="stats")
@@ -128,9 +129,6 @@ class Fleet:
             for running in self._running.values():
                 running.halt.set()
             reporter.cancel()
-            await asyncio.gather(*(r.task for r in self._running.values()))
-            if watch is not None:
-                self._budget.finish()
         self._tg = None
         self._running.clear()
 

@@ -11,9 +11,10 @@ stop. What is not out by then is accounted for as undelivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 Clock = Callable[[], float]
 
@@ -49,10 +50,10 @@ async def first_of(*events: asyncio.Event, timeout_s: float | None = None) -> No
 class ShutdownBudget:
     """`timeout_s` for the whole stop, from the moment it begins, and the force that ends it early.
 
-    Run `watch(stop)` for the whole run (in the run's TaskGroup): it begins the budget when `stop`
-    is set (or when a stage calls `begin()` itself), then sets `over` at the deadline or as soon as
-    `force` is set. Stages wait on `over`; `remaining_s()` and `deadline` bound blocking work (the
-    sink's flush on its own thread). `finish()` ends the watch once the run is done.
+    Wrap the run in `watching(stop)`: it begins the budget when `stop` is set (or when a stage
+    calls `begin()` itself), then sets `over` at the deadline or as soon as `force` is set. Stages
+    wait on `over`; `remaining_s()` and `deadline` bound blocking work (the sink's flush on its
+    own thread).
     """
 
     def __init__(
@@ -90,6 +91,17 @@ class ShutdownBudget:
     def finish(self) -> None:
         """The run is done: end `watch`."""
         self._finished.set()
+
+    @contextlib.asynccontextmanager
+    async def watching(self, stop: asyncio.Event) -> AsyncIterator[ShutdownBudget]:
+        """Watch the budget (`watch(stop)`) for as long as the block runs; the watch is finished
+        and awaited on the way out, and an exception from the block propagates unchanged."""
+        task = asyncio.create_task(self.watch(stop), name="shutdown-budget")
+        try:
+            yield self
+        finally:
+            self.finish()
+            await task
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Begin when `stop` is set; set `over` at the deadline or on `force`; end at `finish`."""

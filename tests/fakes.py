@@ -79,8 +79,6 @@ async def close_within(
     """Close `sink` as a run's stop does: within a shutdown budget of `timeout_s` that `force`
     (when given and set) cuts short."""
     budget = ShutdownBudget(timeout_s, force=force or asyncio.Event())
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(budget.watch(budget.force))
+    async with budget.watching(budget.force):
         budget.begin()
         await sink.close(budget)
-        budget.finish()

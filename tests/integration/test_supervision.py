@@ -19,6 +19,7 @@ from realservices import consume_all
 from supervisor import app, fleet
 from supervisor.config import Config
 from supervisor.errors import ExitCode
+from supervisor.profile.runner import ProfileRunner
 from tests.integration.cli_process import ROOT
 
 FAST = fleet.RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.05, backoff_max_s=0.2)
@@ -44,15 +45,15 @@ def test_a_crashing_profile_is_restarted_then_stops_the_fleet_with_exit_5(
             crashes.append("boom")
             raise RuntimeError("injected fault: the builder of profile 'broken' raises")
 
-    real_sampling = fleet.Fleet._sampling
+    real_sampling = ProfileRunner._sampling
 
-    def sampling(dataset: Any, settings: Any, rng: Any) -> Any:
-        sampler, builder = real_sampling(dataset, settings, rng)
-        if settings.topic and settings.topic.endswith(BROKEN_TOPIC_SUFFIX):
+    def sampling(runner: ProfileRunner, rng: Any) -> Any:
+        sampler, builder = real_sampling(runner, rng)
+        if runner.topic.endswith(BROKEN_TOPIC_SUFFIX):
             return sampler, BrokenBuilder()
         return sampler, builder
 
-    monkeypatch.setattr(fleet.Fleet, "_sampling", staticmethod(sampling))
+    monkeypatch.setattr(ProfileRunner, "_sampling", sampling)
     monkeypatch.setattr(app, "Fleet", partial(fleet.Fleet, restart_policy=FAST))
 
     config = Config.model_validate(
