@@ -37,7 +37,7 @@ async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
     settings = config.dataset
     started = time.monotonic()
     dataset = await asyncio.to_thread(
-        load_dataset, settings.location, s3=settings.s3.location(), on_invalid=settings.on_invalid
+        load_dataset, settings.location, s3=settings.s3.connection(), on_invalid=settings.on_invalid
     )
     for bad in dataset.invalid_samples:
         log.warning("dataset_row_skipped", line=bad.line, reason=bad.reason)

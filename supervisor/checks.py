@@ -291,7 +291,7 @@ def _broker_setting(
 
 
 def _s3_check(config: Config, obj: S3Object, timeout_s: float) -> Check:
-    s3 = config.dataset.s3.location()
+    s3 = config.dataset.s3.connection()
     try:
         client = s3_client(
             s3, connect_timeout_s=min(timeout_s, 5.0), read_timeout_s=timeout_s, attempts=2
@@ -321,7 +321,7 @@ def _dataset_checks(config: Config) -> Iterator[Check]:
     settings = config.dataset
     try:
         dataset = load_dataset(
-            settings.location, s3=settings.s3.location(), on_invalid=settings.on_invalid
+            settings.location, s3=settings.s3.connection(), on_invalid=settings.on_invalid
         )
     except DatasetError as exc:  # "dataset <uri>: ...": the line already says "dataset"
         yield Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))

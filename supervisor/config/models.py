@@ -105,7 +105,7 @@ class S3Settings(BaseModel):
     region: str | None = None
     """Region; when unset, env `AWS_REGION` or `AWS_DEFAULT_REGION`."""
 
-    def location(self) -> S3Location:
+    def connection(self) -> S3Location:
         """What the dataset loader needs to reach S3."""
         return S3Location(
             endpoint_url=self.endpoint_url,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
-from supervisor.config import Config, ProfileSettings
+from supervisor.config import Config, Labels, ProfileSettings
 from supervisor.dataset import Dataset
 from supervisor.dataset.codec import (
     epoch_ms,
@@ -86,8 +86,7 @@ class ProfileStream:
         self._event_ts = settings.kafka_timestamp == "event"
         scenario = settings.scenario
         self._plain_headers: Headers = [*headers, ("fraud", b"false")] if scenario else headers
-        self._base_headers = headers
-        self._fraud_headers: dict[bytes, Headers] = {}
+        self._tags = _FraudTags(settings.labels, headers, rng)
         self._timed: list[tuple[float, int, Outgoing]] = []
         self._order = itertools.count()
         self.occurrences: dict[str, int] = {}
@@ -235,9 +234,9 @@ class ProfileStream:
             headers = plain_headers
             scenario = label = None
             if fraud is not None:
-                headers = self._headers_of(fraud)
+                headers = self._tags.headers(fraud)
                 scenario = fraud.kind
-                label = self._label(at_s, value, fraud)
+                label = self._tags.label(at_s, value, fraud)
             message = new(
                 Outgoing,
                 (
@@ -278,7 +277,7 @@ class ProfileStream:
         self.occurrences[occurrence.kind] = self.occurrences.get(occurrence.kind, 0) + 1
         if not occurrence.events:
             return
-        headers = self._headers_of(occurrence)
+        headers = self._tags.headers(occurrence)
         ids = fresh_uuids(self._rng, len(occurrence.events))
         # The occurrence is as compact in event time as on the run clock: it starts at the run's
         # wall-clock time (`now`), or at its first row's own (shifted) time (`keep`, `shift`).
@@ -306,28 +305,38 @@ class ProfileStream:
                 headers,
                 epoch_ms(epoch) if self._event_ts else 0,
                 scenario=occurrence.kind,
-                label=self._label(event.at_s, value, occurrence),
+                label=self._tags.label(event.at_s, value, occurrence),
             )
             self.schedule(event.at_s, message)
 
-    def _headers_of(self, occurrence: Occurrence) -> Headers:
-        headers = self._fraud_headers.get(occurrence.id)
+
+class _FraudTags:
+    """The headers of a fraud occurrence's events and the ground-truth label of each of them."""
+
+    def __init__(self, labels: Labels | None, headers: Headers, rng: random.Random) -> None:
+        self._labels = labels
+        self._base = headers
+        self._rng = rng
+        self._by_occurrence: dict[bytes, Headers] = {}
+
+    def headers(self, occurrence: Occurrence) -> Headers:
+        headers = self._by_occurrence.get(occurrence.id)
         if headers is None:
-            if len(self._fraud_headers) > 1024:  # occurrences are short-lived
-                self._fraud_headers.clear()
-            headers = self._fraud_headers[occurrence.id] = [
-                *self._base_headers,
+            if len(self._by_occurrence) > 1024:  # occurrences are short-lived
+                self._by_occurrence.clear()
+            headers = self._by_occurrence[occurrence.id] = [
+                *self._base,
                 ("fraud", b"true"),
                 ("scenario", occurrence.kind.encode()),
                 ("scenario_id", occurrence.id),
             ]
         return headers
 
-    def _label(
+    def label(
         self, at_s: float, value: bytes, occurrence: Occurrence
     ) -> tuple[float, Outgoing] | None:
         """The label of the fraud event `value` due at run time `at_s`, and when it is due."""
-        labels = self._settings.labels
+        labels = self._labels
         if labels is None:
             return None
         event_id = id_of(value)
@@ -341,9 +350,7 @@ class ProfileStream:
             separators=(",", ":"),
         ).encode()
         delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
-        return at_s + delay, Outgoing(
-            labels.topic, label, event_id, self._base_headers, 0, (LABEL,)
-        )
+        return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
 
 
 def _key_of(

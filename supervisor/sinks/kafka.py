@@ -82,7 +82,7 @@ class KafkaSink:
         `statistics.interval.ms` (15 s unless the config sets it). Both run on the delivery
         thread."""
         self._log = get_logger()
-        self._on_reachable = on_reachable
+        self._health = _ClusterHealth(servers_label, on_reachable)
         self.servers_label = servers_label
         self.destination = servers_label
         self.embedded = embedded
@@ -91,7 +91,7 @@ class KafkaSink:
             rd_logger.addFilter(_LibrdkafkaFilter())
         conf: dict[str, Any] = {
             **producer_config,
-            "error_cb": self._on_error,
+            "error_cb": self._health.on_error,
             "logger": rd_logger,
         }
         if on_statistics is not None:
@@ -105,9 +105,6 @@ class KafkaSink:
             self._producer = Producer(conf)
         except (KafkaException, TypeError, ValueError) as exc:
             raise ConfigError(kafka_errors.config_problem(producer_config, exc)) from None
-        self._connected = False
-        self._last_error: str | None = None
-        self._error_logs: dict[int, RateLimitedLog] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space = asyncio.Event()
@@ -117,7 +114,6 @@ class KafkaSink:
         self._drain_deadline = 0.0
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread: threading.Thread | None = None
-        self._outage_since: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -151,12 +147,12 @@ class KafkaSink:
                     )
             except KafkaException as exc:
                 # A refused login or TLS handshake is the real cause behind "transport failure".
-                reason = self._last_error or kafka_errors.reason(exc)
+                reason = self._health.last_error or kafka_errors.reason(exc)
                 waited = time.monotonic() - started
                 if timeout_s is not None and waited >= timeout_s:
                     fix = (
                         kafka_errors.FIX_CREDENTIALS
-                        if self._last_error
+                        if self._health.last_error
                         else kafka_errors.FIX_SERVERS
                     )
                     raise KafkaUnavailableError(
@@ -175,8 +171,8 @@ class KafkaSink:
                 if await sleep_or_stop(stop, delay):
                     return False
                 continue
-            self._connected = True
-            self._last_error = None
+            self._health.connected = True
+            self._health.last_error = None
             brokers = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
             if self.embedded:
                 self._log.info(
@@ -264,12 +260,13 @@ class KafkaSink:
             self._log.bind(profile=stats.name), "delivery_failed", every_s=FAILURE_LOG_EVERY_S
         )
         delivered = stats.record_delivered
+        health = self._health
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is None:
                 delivered(msg.latency())
-                if self._outage_since is not None:
-                    self._recovered()
+                if health.outage_since is not None:
+                    health.recovered()
                 return
             if err.code() in _PURGED:
                 stats.record_undelivered()
@@ -308,17 +305,34 @@ class KafkaSink:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._space.set)
 
-    def _on_error(self, err: KafkaError) -> None:
+
+class _ClusterHealth:
+    """What librdkafka's error events say about the cluster, on the delivery thread: an outage
+    logged once when every broker goes down and once when deliveries resume, a refused login or
+    TLS handshake kept as the reason `connect` gives, other errors logged at most once per code
+    every `_ERROR_LOG_EVERY_S` with how often they recurred meanwhile."""
+
+    def __init__(self, servers_label: str, on_reachable: Callable[[bool], None] | None) -> None:
+        self._servers = servers_label
+        self._on_reachable = on_reachable
+        self._log = get_logger()
+        self._error_logs: dict[int, RateLimitedLog] = {}
+        self.connected = False
+        """Whether `connect` succeeded: before that, it reports unreachability itself."""
+        self.last_error: str | None = None
+        """The last refused login or fatal error: the real cause behind "transport failure"."""
+        self.outage_since: float | None = None
+
+    def on_error(self, err: KafkaError) -> None:
         code = err.code()
         if code == KafkaError._ALL_BROKERS_DOWN:
             if self._on_reachable is not None:
                 self._on_reachable(False)
-            # Before the first connection `connect` reports unreachability itself.
-            if self._outage_since is None and self._connected:
-                self._outage_since = time.monotonic()
+            if self.outage_since is None and self.connected:
+                self.outage_since = time.monotonic()
                 self._log.warning(
                     "kafka_outage",
-                    bootstrap_servers=self.servers_label,
+                    bootstrap_servers=self._servers,
                     reason=err.str(),
                     note="messages stay queued and are retried until message.timeout.ms",
                 )
@@ -327,9 +341,7 @@ class KafkaSink:
             self._log.debug("kafka_transport_error", reason=err.str())
             return
         if code in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
-            self._last_error = err.str()
-        # The same error recurs on every reconnect attempt: one line per error code every
-        # _ERROR_LOG_EVERY_S, with how often it recurred meanwhile.
+            self.last_error = err.str()
         log = self._error_logs.get(code)
         if log is None:
             log = self._error_logs[code] = RateLimitedLog(
@@ -337,14 +349,15 @@ class KafkaSink:
             )
         log(code=err.name(), reason=err.str(), fatal=err.fatal())
 
-    def _recovered(self) -> None:
-        since = self._outage_since
-        self._outage_since = None
+    def recovered(self) -> None:
+        """A delivery succeeded while an outage was under way."""
+        since = self.outage_since
+        self.outage_since = None
         if self._on_reachable is not None:
             self._on_reachable(True)
         if since is not None:
             self._log.info(
                 "kafka_recovered",
-                bootstrap_servers=self.servers_label,
+                bootstrap_servers=self._servers,
                 outage_s=round(time.monotonic() - since, 1),
             )
