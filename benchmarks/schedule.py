@@ -23,7 +23,7 @@ the largest difference recorded.
 Observed on each profile's run clock (seconds since its `Pacer` started):
 - ticks due: the pacer's deadlines, its plan, free of event-loop lateness;
 - ticks run: the fleet's monotonic clock when each tick starts, the moment its records go to
-  `produce()` (a `Fleet` subclass patched into `supervisor.app` overrides `_tick` to append
+  `produce()` (`ProfileRunner._tick`, patched for the run, appends
   (deadline, now) to a list: one append per tick, nothing per message);
 - records in Kafka: every record read back after the run, bucketed by its Kafka timestamp
   (CreateTime, stamped by librdkafka at `produce()`, millisecond resolution, taken as the middle of
@@ -49,6 +49,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import uvloop
 
@@ -64,10 +65,11 @@ from benchmarks.harness import (
 )
 from realservices import consume_all, start_tansu
 from supervisor.config import DIURNAL_CURVE, Config
+from supervisor.dataset import Dataset
 from supervisor.fleet import Fleet
 from supervisor.profile.pacing import Pacer
+from supervisor.profile.runner import ProfileRunner
 from supervisor.profile.schedule import curve_for
-from supervisor.telemetry.stats import ProfileStats
 
 INTERVAL_S = 0.1
 RECORDS = 10
@@ -81,8 +83,9 @@ DIURNAL: dict[str, Any] = {"kind": "diurnal", "day_length_s": DAY_S, "start_hour
 RAMP: dict[str, Any] = {"kind": "ramp", "from": 0.0, "to": 5.0, "duration_s": 40.0}
 PROFILES: dict[str, dict[str, Any]] = {
     "burst": {"schedule": BURST},
-    # The same burst through the stream path (ProfileStream, `Fleet._run_stream`): `timestamp:
-    # shift` shapes event time without adding or dropping a message, so the counts stay exact.
+    # The same burst through the stream path (ProfileStream, `ProfileRunner._run_stream`):
+    # `timestamp: shift` shapes event time without adding or dropping a message, so the counts
+    # stay exact.
     "burst-stream": {"schedule": BURST, "timestamp": "shift"},
     "diurnal": {"schedule": DIURNAL},
     "ramp": {"schedule": RAMP},
@@ -193,14 +196,17 @@ async def _drive(config: Config, duration_s: float) -> dict[str, Any]:
             self.starts: dict[str, float] = {}
             fleets.append(self)
 
-        def _tick(self, pacer: Pacer, stats: ProfileStats) -> None:
-            now = self.clock()
-            ticks = self.ticks.get(stats.name)
-            if ticks is None:
-                ticks = self.ticks[stats.name] = []
-                self.starts[stats.name] = pacer.start
-            ticks.append((pacer.due_s, now - pacer.start))
-            super()._tick(pacer, stats)
+    real_tick = ProfileRunner._tick
+
+    def recording_tick(runner: ProfileRunner, pacer: Pacer) -> Dataset | None:
+        fleet = fleets[0]
+        name = runner.stats.name
+        ticks = fleet.ticks.get(name)
+        if ticks is None:
+            ticks = fleet.ticks[name] = []
+            fleet.starts[name] = pacer.start
+        ticks.append((pacer.due_s, fleet.clock() - pacer.start))
+        return real_tick(runner, pacer)
 
     async def watch(serving: asyncio.Future[Any]) -> None:
         # Every profile has ticked once (a ramp from 0 only after its first interval's work):
@@ -213,7 +219,8 @@ async def _drive(config: Config, duration_s: float) -> dict[str, Any]:
             await asyncio.wait({serving}, timeout=0.01)
 
     offset_before = wall_minus_monotonic()
-    code, summary = await serve_watched(config, TickRecordingFleet, watch)
+    with mock.patch.object(ProfileRunner, "_tick", recording_tick):
+        code, summary = await serve_watched(config, TickRecordingFleet, watch)
     offset_after = wall_minus_monotonic()
     if summary is None or not fleets:
         raise RuntimeError(f"the run produced nothing (exit code {code})")

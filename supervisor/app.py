@@ -71,11 +71,12 @@ async def serve(
     telemetry: Telemetry | None = None,
     dry_run: BinaryIO | None = None,
     max_messages: int | None = None,
-) -> tuple[ExitCode, dict[str, Any] | None]:
-    """Run the fleet until `stop`; return the exit code and the run summary (None when the run
-    stopped before producing anything). Setting `reload` re-reads `config_path` and applies it
-    to the running fleet (see `supervisor.reload`). With `dry_run`, messages are written there
-    as JSON lines instead of to Kafka; with `max_messages`, the run stops after that many."""
+) -> tuple[ExitCode, dict[str, Any]]:
+    """Run the fleet until `stop`; return the exit code and the run summary (all zeros when the
+    run stopped before producing anything). Setting `reload` re-reads `config_path` and applies
+    it to the running fleet (see `supervisor.reload`). With `dry_run`, messages are written there
+    as JSON lines instead of to Kafka; with `max_messages`, the run stops after that many. `force`
+    (a second signal) ends whatever stage of the stop is running."""
     log = get_logger()
     kafka = config.kafka
     sink = _sink(config, stop=stop, telemetry=telemetry, dry_run=dry_run)

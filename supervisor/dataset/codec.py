@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, cast
-
-if TYPE_CHECKING:
-    from supervisor.dataset.model import Transaction
+from decimal import Decimal
+from typing import Final, Protocol, cast
+from uuid import UUID
 
 FIELDS: Final[tuple[str, ...]] = (
     "id",
@@ -53,7 +52,26 @@ _JSON: Final = json.JSONEncoder(ensure_ascii=False)
 # --- writing values ------------------------------------------------------------------------------
 
 
-def encode(t: Transaction) -> tuple[bytes, int, int]:
+class Record(Protocol):
+    """A validated transaction (`supervisor.dataset.model.Transaction`), as the codec reads it."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def merchant(self) -> str: ...
+    @property
+    def operation_type(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+
+
+def encode(t: Record) -> tuple[bytes, int, int]:
     """A validated transaction as its message value, with the offsets of its timestamp text."""
     value = (
         f'{{"id":"{t.id}","description":{_JSON.encode(t.description)},"amount":{t.amount},'
