@@ -139,7 +139,7 @@ class DryRunSink:
             self._abandon(exc, reports)
         else:
             for stats in reports:
-                stats.record_delivered(None)
+                stats.record_delivered()
 
     def _abandon(self, exc: OSError, reports: list[DeliveryStats]) -> None:
         self._abandoned = True

@@ -259,12 +259,13 @@ class KafkaSink:
         failed = RateLimitedLog(
             self._log.bind(profile=stats.name), "delivery_failed", every_s=FAILURE_LOG_EVERY_S
         )
-        delivered = stats.record_delivered
+        delivered, latency = stats.record_delivered, stats.record_latency
         health = self._health
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is None:
-                delivered(msg.latency())
+                if delivered():
+                    latency(msg.latency())
                 if health.outage_since is not None:
                     health.recovered()
                 return

@@ -203,16 +203,22 @@ class DeliveryStats:
         """Produced but not yet acknowledged, failed or purged."""
         return self.produced - self.delivered - self.failed - self.undelivered
 
-    def record_delivered(self, latency_s: float | None) -> None:
-        """One message acknowledged; its latency is observed one time in `latency_every` (None:
-        none was measured, and the sample is skipped). Runs once per message on the delivery
-        thread: two integer updates and a comparison, nothing allocated."""
+    def record_delivered(self) -> bool:
+        """One message acknowledged. Returns whether to observe its latency (`record_latency`):
+        one delivery in `latency_every`, so a sink measures only those. Runs once per message on
+        the delivery thread: two integer updates and a comparison, nothing allocated."""
         self.delivered += 1
         self._countdown -= 1
-        if self._countdown == 0:
-            self._countdown = self.latency_every
-            if latency_s is not None:
-                self.latency.observe(latency_s)
+        if self._countdown:
+            return False
+        self._countdown = self.latency_every
+        return True
+
+    def record_latency(self, latency_s: float | None) -> None:
+        """The enqueue-to-acknowledgement latency of a delivery `record_delivered` chose (None:
+        the sink could not measure it)."""
+        if latency_s is not None:
+            self.latency.observe(latency_s)
 
     def record_failed(self) -> None:
         """One message the broker (or the producer, after retries) gave up on."""

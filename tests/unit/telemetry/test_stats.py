@@ -40,9 +40,15 @@ def test_in_flight_is_what_is_neither_delivered_failed_nor_undelivered() -> None
     assert s.in_flight == 5
 
 
+def deliver(s: DeliveryStats, latency_s: float | None) -> None:
+    """A delivery as a sink reports it: the latency is measured only when asked for."""
+    if s.record_delivered():
+        s.record_latency(latency_s)
+
+
 def test_delivery_outcomes_settle_what_is_in_flight() -> None:
     s = DeliveryStats("labels", produced=4)
-    s.record_delivered(0.002)
+    deliver(s, 0.002)
     s.record_failed()
     s.record_undelivered()
     assert (s.delivered, s.failed, s.undelivered, s.in_flight) == (1, 1, 1, 1)
@@ -51,7 +57,7 @@ def test_delivery_outcomes_settle_what_is_in_flight() -> None:
 def test_record_delivered_observes_one_latency_in_latency_every() -> None:
     s = DeliveryStats("p", latency_every=3)
     for i in range(9):
-        s.record_delivered(0.001 * (i + 1))
+        deliver(s, 0.001 * (i + 1))
     assert s.delivered == 9
     assert s.latency.count == 3
     # The first delivery is observed, then every third: 1 ms, 4 ms and 7 ms.
@@ -60,9 +66,9 @@ def test_record_delivered_observes_one_latency_in_latency_every() -> None:
 
 def test_a_sampled_delivery_without_a_latency_observes_nothing() -> None:
     s = DeliveryStats("p", latency_every=2)
-    s.record_delivered(None)  # the sampled one: nothing to observe
-    s.record_delivered(0.5)  # not sampled
-    s.record_delivered(0.25)  # sampled
+    deliver(s, None)  # the sampled one: nothing to observe
+    deliver(s, 0.5)  # not sampled
+    deliver(s, 0.25)  # sampled
     assert s.delivered == 3
     assert (s.latency.count, s.latency.sum) == (1, 0.25)
 
@@ -74,7 +80,7 @@ def test_latency_every_must_be_positive() -> None:
 
 def test_a_profile_is_its_events_delivery_accounting_and_labels_are_apart() -> None:
     s = ProfileStats("p", produced=3, labels=DeliveryStats("p", produced=1))
-    s.record_delivered(None)
+    deliver(s, None)
     assert isinstance(s, DeliveryStats)
     assert (s.in_flight, s.labels is not None and s.labels.in_flight) == (2, 1)
 
