@@ -149,17 +149,21 @@ class ProfileRunner:
 
     async def _run_sampled(self, rng: random.Random, pacer: Pacer, halt: asyncio.Event) -> None:
         """Sampled rows, at most an id and timestamp rewrite, fixed headers."""
-        send, events = self._sender.send, self._events
+        send, events, budget = self._sender.send, self._events, self._sender.budget
         topic, headers = repeat(self.topic), repeat(self._headers)
         no_key, producer_time = repeat(None), repeat(0)
         sampler, builder = self._sampling(rng)
         while await self._until(pacer.next_at, halt):
             if self._tick(pacer) is not None:  # same schedule, new rows
                 sampler, builder = self._sampling(rng)
-            values, keys = builder.build(sampler.draw())
+            rows = sampler.draw()
+            # The last batch under --max-messages: built for the rows that go out only, so that
+            # its fresh ids are drawn as for a batch of that size.
+            rows = rows[: budget.available(len(rows))]
+            values, keys = builder.build(rows)
             keyed = no_key if keys is None else keys
-            rows = zip(topic, values, keyed, headers, producer_time, strict=False)
-            sent = await send(events, rows, len(values), halt)
+            batch = zip(topic, values, keyed, headers, producer_time, strict=False)
+            sent = await send(events, batch, len(values), halt)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
                 return
 
@@ -190,13 +194,16 @@ class ProfileRunner:
             if not await self._until(pacer.start + min(tick_s, timed_s), halt):
                 break
             if timed_s <= tick_s:
-                out = stream.due(min(self._clock() - pacer.start, tick_s))
+                due = stream.due(min(self._clock() - pacer.start, tick_s))
+                unsent = await self._send_stream(stream, due, halt)
             else:
                 swapped = self._tick(pacer)
                 if swapped is not None:  # same schedule, new rows
                     stream.use(swapped)
-                out = stream.tick(tick_s)
-            unsent = await self._send_stream(stream, out, halt)
+                out = stream.tick(tick_s)  # events only: labels come due later, never at once
+                unsent = list(
+                    await self._send_part(stream, self._events, out, halt, stream.special)
+                )
             if unsent:
                 break
         await self._drain(stream, unsent)
@@ -223,10 +230,11 @@ class ProfileRunner:
         channel: Channel,
         messages: Sequence[Outgoing],
         stop: asyncio.Event,
+        special: Sequence[int] | None = None,
     ) -> Sequence[Outgoing]:
         rows: map[Row] = map(_ROW, messages)
         sent = await self._sender.send(channel, rows, len(messages), stop)
-        stream.produced(messages[: sent.done], sent.rejected, self.stats)
+        stream.produced(messages[: sent.done], sent.rejected, self.stats, special)
         return messages[sent.done :]
 
     async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:

@@ -87,6 +87,9 @@ class ProfileStream:
         scenario = settings.scenario
         self._plain_headers: Headers = [*headers, ("fraud", b"false")] if scenario else headers
         self._tags = _FraudTags(settings.labels, headers, rng)
+        self.special: list[int] = []
+        """Positions, in the last `tick`'s messages, of those late, duplicated or fraud: the only
+        ones `produced` has anything to count or schedule for."""
         self._timed: list[tuple[float, int, Outgoing]] = []
         self._order = itertools.count()
         self.occurrences: dict[str, int] = {}
@@ -152,17 +155,24 @@ class ProfileStream:
         heapq.heappush(self._timed, (at_s, next(self._order), message))
 
     def produced(
-        self, messages: Sequence[Outgoing], rejected: Sequence[int], stats: ProfileStats
+        self,
+        messages: Sequence[Outgoing],
+        rejected: Sequence[int],
+        stats: ProfileStats,
+        special: Sequence[int] | None = None,
     ) -> None:
         """Account for `messages`, which the producer accepted (but the positions `rejected`):
         count what each is (late, reordered, duplicate, fraud) and schedule the label of each
-        fraud event, now that the event itself is out."""
-        for i, m in enumerate(messages):
-            tally, scenario, label = m.tally, m.scenario, m.label
-            if not tally and scenario is None and label is None:
-                continue
+        fraud event, now that the event itself is out. `special`, when given, lists the only
+        positions that can carry any of that (`self.special` after a tick), so that a tick's
+        plain events cost nothing here."""
+        positions: Sequence[int] = range(len(messages)) if special is None else special
+        for i in positions:
+            if i >= len(messages):
+                break
             if rejected and i in rejected:
                 continue
+            tally, scenario, label = messages[i][5:]
             for kind in tally:
                 if kind == LATE:
                     stats.late += 1
@@ -206,6 +216,7 @@ class ProfileStream:
         draw = rng.random
         new = tuple.__new__
         out: list[Outgoing] = []
+        special = self.special = []
         next_id = 0
         for j, row in enumerate(rows):
             fraud: Occurrence | None = None
@@ -255,6 +266,8 @@ class ProfileStream:
                 send_at += rng.uniform(0.0, out_of_order.max_delay_s)
                 self.schedule(send_at, message._replace(tally=(*tally, REORDERED)))
             else:
+                if tally or fraud is not None:
+                    special.append(len(out))
                 out.append(message)
             if duplicates is not None and draw() < duplicates.fraction:
                 # The upstream's retry: always after the original (scheduled later, or at the
@@ -263,6 +276,7 @@ class ProfileStream:
                 if duplicates.max_delay_s > 0:
                     send_at += rng.uniform(0.0, duplicates.max_delay_s)
                 if send_at == at_s:
+                    special.append(len(out))
                     out.append(copy)
                 else:
                     self.schedule(send_at, copy)

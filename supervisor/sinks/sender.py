@@ -57,6 +57,10 @@ class MessageBudget:
     def spent(self) -> bool:
         return self._remaining == 0
 
+    def available(self, wanted: int) -> int:
+        """How many of `wanted` messages the budget would let through now (nothing reserved)."""
+        return wanted if self._remaining is None else min(wanted, self._remaining)
+
     def take(self, wanted: int) -> int:
         """Reserve up to `wanted` messages (all of them without a limit)."""
         if self._remaining is None:
