@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, KafkaException, Message, Producer
 
 from supervisor.errors import ConfigError, KafkaUnavailableError
 from supervisor.lifecycle import ShutdownBudget, first_of, sleep_or_stop
@@ -41,6 +41,7 @@ from supervisor.sinks.contract import (
     MessageRejected,
     Reporter,
 )
+from supervisor.sinks.kafka_health import ClusterHealth, LogRelay
 from supervisor.telemetry.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
 from supervisor.telemetry.stats import DeliveryStats
 
@@ -48,18 +49,11 @@ DeliveryCallback = Callable[[KafkaError | None, Message], None]
 """librdkafka's delivery report callback: the Kafka sink's `Reporter`."""
 
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+_HANDOVER_S = 5.0
+"""How long a replaced producer's purge reports are served before what is left counts as lost."""
 _POLL_S = 0.1
 _SPACE_RECHECK_S = 0.05
 _ERROR_LOG_EVERY_S = 30.0
-
-
-class _LibrdkafkaFilter(logging.Filter):
-    """Drops librdkafka's per-attempt connection-failure lines: `KafkaSink` reports an outage
-    once when it starts and once when it ends, instead of a line per reconnect attempt."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (isinstance(args, tuple) and args and args[0] == "FAIL")
 
 
 class KafkaSink:
@@ -82,17 +76,16 @@ class KafkaSink:
         `statistics.interval.ms` (15 s unless the config sets it). Both run on the delivery
         thread."""
         self._log = get_logger()
-        self._health = _ClusterHealth(servers_label, on_reachable)
+        self._health = ClusterHealth(servers_label, on_reachable)
         self.servers_label = servers_label
         self.destination = servers_label
         self.embedded = embedded
-        rd_logger = logging.getLogger(LIBRDKAFKA_LOGGER)
-        if not any(isinstance(f, _LibrdkafkaFilter) for f in rd_logger.filters):
-            rd_logger.addFilter(_LibrdkafkaFilter())
         conf: dict[str, Any] = {
+            # librdkafka's idempotence lines are how a lost producer state shows (kafka_health).
+            "debug": "eos",
             **producer_config,
             "error_cb": self._health.on_error,
-            "logger": rd_logger,
+            "logger": LogRelay(self._health, logging.getLogger(LIBRDKAFKA_LOGGER)),
         }
         if on_statistics is not None:
             conf.setdefault("statistics.interval.ms", 15_000)
@@ -105,6 +98,12 @@ class KafkaSink:
             self._producer = Producer(conf)
         except (KafkaException, TypeError, ValueError) as exc:
             raise ConfigError(kafka_errors.config_problem(producer_config, exc)) from None
+        self._conf = conf
+        self._reported: list[DeliveryStats] = []
+        """Every stats a reporter was made for: settled at close."""
+        self._handing_over = False
+        """Whether the purge reports being served are a replaced producer's (resent, not lost)."""
+        self._resent = self._lost = 0
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space = asyncio.Event()
@@ -261,16 +260,18 @@ class KafkaSink:
         )
         delivered, latency = stats.record_delivered, stats.record_latency
         health = self._health
+        self._reported.append(stats)
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is None:
                 if delivered():
                     latency(msg.latency())
-                if health.outage_since is not None:
-                    health.recovered()
+                if health.troubled:
+                    health.delivered()
                 return
             if err.code() in _PURGED:
-                stats.record_undelivered()
+                if not (self._handing_over and self._resend(msg, on_delivery)):
+                    stats.record_undelivered()
                 return
             stats.record_failed()
             failed(topic=msg.topic(), reason=err.str(), code=err.name())
@@ -280,11 +281,14 @@ class KafkaSink:
     # -- delivery thread ------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        producer = self._producer
+        health = self._health
         try:
             while not self._closing.is_set():
-                if producer.poll(_POLL_S) and self._waiting_for_space:
+                if self._producer.poll(_POLL_S) and self._waiting_for_space:
                     self._wake_space_waiter()
+                if health.lost_state is not None:
+                    self._replace_producer(health.lost_state)
+            producer = self._producer
             while len(producer) and not self._forced.is_set():
                 remaining = self._drain_deadline - time.monotonic()
                 if remaining <= 0:
@@ -296,69 +300,66 @@ class KafkaSink:
                 deadline = time.monotonic() + 1.0
                 while producer.poll(0) and time.monotonic() < deadline:
                     pass
+            self._settle()
         except BaseException as exc:  # noqa: BLE001 - handed to the coroutine awaiting _done
             self._done.set_exception(exc)
         else:
             self._done.set_result(None)
 
+    def _settle(self) -> None:
+        """Nothing stays in flight at exit: a message whose purge report never came (a broker
+        frozen mid-request) is counted undelivered, so the summary's counts add up."""
+        for stats in self._reported:
+            for _ in range(max(0, stats.in_flight)):
+                stats.record_undelivered()
+
+    def _replace_producer(self, why: str) -> None:
+        """Hand everything queued in the current producer over to a new instance (see
+        `supervisor.sinks.kafka_health`): the event loop produces into the new one from now on,
+        and each message the old one held is resent by its purge report."""
+        old, self._producer = self._producer, Producer(self._conf)
+        self._health.replaced()
+        queued = len(old)
+        self._handing_over, self._resent, self._lost = True, 0, 0
+        try:
+            deadline = time.monotonic() + _HANDOVER_S
+            while len(old) and time.monotonic() < deadline:
+                # Again each round: the loop may have produced into `old` as it was replaced.
+                old.purge(in_queue=True, in_flight=True, blocking=False)
+                old.poll(_POLL_S)
+        finally:
+            self._handing_over = False
+        self._log.warning(
+            "kafka_producer_replaced",
+            bootstrap_servers=self.servers_label,
+            reason=why,
+            queued=queued,
+            resent=self._resent,
+            lost=self._lost + len(old),
+            note="a new producer took over and resent what was queued; if the brokers lost"
+            " storage, what they had acknowledged before is gone with it — check their volumes",
+        )
+
+    def _resend(self, msg: Message, on_delivery: DeliveryCallback) -> bool:
+        """Produce a replaced producer's message again, into the new one; False when it cannot
+        take it (then the message counts as undelivered)."""
+        kind, timestamp = msg.timestamp()
+        try:
+            self._producer.produce(
+                msg.topic() or "",
+                msg.value(),
+                msg.key(),
+                on_delivery=on_delivery,
+                headers=msg.headers(),
+                timestamp=timestamp if kind == TIMESTAMP_CREATE_TIME else 0,
+            )
+        except (BufferError, KafkaException):
+            self._lost += 1
+            return False
+        self._resent += 1
+        return True
+
     def _wake_space_waiter(self) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._space.set)
-
-
-class _ClusterHealth:
-    """What librdkafka's error events say about the cluster, on the delivery thread: an outage
-    logged once when every broker goes down and once when deliveries resume, a refused login or
-    TLS handshake kept as the reason `connect` gives, other errors logged at most once per code
-    every `_ERROR_LOG_EVERY_S` with how often they recurred meanwhile."""
-
-    def __init__(self, servers_label: str, on_reachable: Callable[[bool], None] | None) -> None:
-        self._servers = servers_label
-        self._on_reachable = on_reachable
-        self._log = get_logger()
-        self._error_logs: dict[int, RateLimitedLog] = {}
-        self.connected = False
-        """Whether `connect` succeeded: before that, it reports unreachability itself."""
-        self.last_error: str | None = None
-        """The last refused login or fatal error: the real cause behind "transport failure"."""
-        self.outage_since: float | None = None
-
-    def on_error(self, err: KafkaError) -> None:
-        code = err.code()
-        if code == KafkaError._ALL_BROKERS_DOWN:
-            if self._on_reachable is not None:
-                self._on_reachable(False)
-            if self.outage_since is None and self.connected:
-                self.outage_since = time.monotonic()
-                self._log.warning(
-                    "kafka_outage",
-                    bootstrap_servers=self._servers,
-                    reason=err.str(),
-                    note="messages stay queued and are retried until message.timeout.ms",
-                )
-            return
-        if code == KafkaError._TRANSPORT:
-            self._log.debug("kafka_transport_error", reason=err.str())
-            return
-        if code in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
-            self.last_error = err.str()
-        log = self._error_logs.get(code)
-        if log is None:
-            log = self._error_logs[code] = RateLimitedLog(
-                self._log, "kafka_error", every_s=_ERROR_LOG_EVERY_S, level="warning"
-            )
-        log(code=err.name(), reason=err.str(), fatal=err.fatal())
-
-    def recovered(self) -> None:
-        """A delivery succeeded while an outage was under way."""
-        since = self.outage_since
-        self.outage_since = None
-        if self._on_reachable is not None:
-            self._on_reachable(True)
-        if since is not None:
-            self._log.info(
-                "kafka_recovered",
-                bootstrap_servers=self._servers,
-                outage_s=round(time.monotonic() - since, 1),
-            )

@@ -11,10 +11,12 @@ Durations are not asserted (a benchmark measures them); only generous bounds on 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from realservices import TansuBroker, consume_all, create_topic, free_port
+from realservices import TansuBroker, consume_all, create_topic, free_port, start_tansu
 from supervisor.dataset import FIELDS
 from supervisor.errors import ExitCode
 from tests.integration.cli_process import ROOT, CliProcess, Event
@@ -617,3 +619,67 @@ def test_a_second_sigterm_ends_the_scheduled_messages_drain_at_once(
     assert total["undelivered"] > 0
     assert code == ExitCode.UNDELIVERED, proc.log()
     assert_final_log_matches(proc, total)
+
+
+# --- a broker that comes back empty --------------------------------------------------------------
+
+
+@pytest.fixture
+def wiped_broker_port(request: pytest.FixtureRequest) -> Iterator[Callable[[], TansuBroker]]:
+    """Start brokers on memory storage, each a fresh cluster, one after the other on one port (as
+    after a wiped volume, or a new cluster behind the same address); stopped by the test's end."""
+    if os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        pytest.skip("a broker wipe needs brokers the tests can kill; an external cluster is named")
+    port = free_port()
+    started: list[TansuBroker] = []
+
+    def start() -> TansuBroker:
+        broker = start_tansu(port)
+        started.append(broker)
+        return broker
+
+    try:
+        yield start
+    finally:
+        for broker in started:
+            broker.stop()
+
+
+def test_a_broker_that_comes_back_empty_gets_a_new_producer_and_streaming_resumes(
+    tmp_path: Path,
+    wiped_broker_port: Callable[[], TansuBroker],
+    run_cli: Callable[..., CliProcess],
+) -> None:
+    """The cluster forgets the idempotent producer: epoch bumps cannot help, a new producer takes
+    over what was queued, deliveries resume by themselves, readiness follows, nothing is left in
+    flight at exit."""
+    first = wiped_broker_port()
+    metrics_port = free_port()
+    config = write_config(
+        tmp_path, first.bootstrap, {"p": "{interval_s: 0.1, min_records: 20, max_records: 20}"}
+    )
+    config.write_text(config.read_text() + f"metrics: {{port: {metrics_port}, host: 127.0.0.1}}\n")
+    proc = run_cli(config)
+    before = proc.wait_for(delivering)["delivered"]
+
+    first.kill()
+    second = wiped_broker_port()
+    proc.wait_for(is_event("kafka_outage"))
+    (replaced,) = next_events(proc, 1, is_event("kafka_producer_replaced"))
+    assert "UNKNOWN_PRODUCER_ID" in replaced["reason"]
+    recovered = proc.wait_for(is_event("kafka_recovered"))
+    resumed = proc.wait_for(lambda e: delivering(e) and e["delivered"] > before + 100)
+    start, end = timestamps([replaced, resumed])
+    assert (end - start).total_seconds() < 15, proc.log()
+    assert recovered["outage_s"] < 15
+    assert urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz").status == 200
+
+    code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
+    total = assert_accounted(summary_of(tmp_path))
+    assert code == expected_exit(total) == ExitCode.OK, proc.log()
+    assert_final_log_matches(proc, total)
+    # Everything acknowledged after the wipe is on the new cluster: the handed-over messages and
+    # all that followed.
+    on_second = len(consume_all(second.bootstrap, TOPIC))
+    assert on_second >= total["delivered"] - before - replaced["queued"]
+    assert on_second <= total["delivered"]
