@@ -8,9 +8,6 @@ to them.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -26,6 +23,7 @@ from supervisor.reload import Reloader
 from supervisor.sinks.contract import ManagedSink
 from supervisor.sinks.dryrun import DryRunSink
 from supervisor.sinks.kafka import KafkaSink
+from supervisor.summary_file import write_summary
 from supervisor.telemetry.logs import get_logger
 from supervisor.telemetry.metrics import Telemetry
 from supervisor.telemetry.summary import RunSummary
@@ -129,7 +127,15 @@ async def serve(
         log.info("profile_stopped", profile=name, **fields)
     log.info("fleet_stopped", **result.total_fields())
     if summary_path is not None:
-        write_summary(summary_path, document)
+        try:
+            write_summary(summary_path, document)
+        except OSError as exc:
+            log.error(
+                "summary_not_written",
+                path=str(summary_path),
+                reason=exc.strerror or str(exc),
+                note="the summary is the fleet_stopped and profile_stopped lines above",
+            )
     if fleet.crashed:
         return ExitCode.PROFILE_CRASHED, document
     if sink.reader_closed:
@@ -161,18 +167,3 @@ def _sink(
         on_reachable=None if telemetry is None else telemetry.kafka_reachable,
         on_statistics=None if telemetry is None else telemetry.librdkafka.update,
     )
-
-
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write the summary atomically: a reader never sees a half-written file."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

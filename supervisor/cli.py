@@ -161,6 +161,10 @@ def load_config(path: Path | None) -> Config:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from supervisor.summary_file import check_summary_path
+
+    if args.summary is not None:  # checked now, not found unwritable at the end of a long run
+        args.summary = check_summary_path(args.summary)
     args.config = config_file(args.config)  # kept: SIGHUP re-reads it
     config = load_config(args.config)
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
