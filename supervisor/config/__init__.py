@@ -52,7 +52,8 @@ from supervisor.config.streams import (
     Velocity,
     WindowsSchedule,
 )
-from supervisor.config.types import REDACTED, KafkaValue, Loc, is_secret_key
+from supervisor.config.types import KafkaValue, Loc
+from supervisor.redaction import REDACTED, is_secret_key
 
 __all__ = [
     "DEFAULT_DATASET_URI",

@@ -14,8 +14,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from supervisor.config.models import Config, ProfileSettings
-from supervisor.config.types import Loc, is_secret_key, key_path, show
+from supervisor.config.types import Loc, key_path, show
 from supervisor.errors import ConfigError
+from supervisor.redaction import is_secret_key
 
 
 def validate(raw: dict[Any, Any], label: str, notes: Mapping[Loc, str]) -> Config:

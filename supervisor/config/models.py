@@ -43,14 +43,13 @@ from supervisor.config.types import (
     KafkaValue,
     Seconds,
     Topic,
-    is_secret_key,
     none_as_empty,
     plain_number,
-    redact,
     show,
 )
 from supervisor.dataset import S3Location
 from supervisor.dataset.location import DatasetLocation, parse_location
+from supervisor.redaction import is_secret_key, redact
 
 PRODUCER_DEFAULTS: Final[Mapping[str, KafkaValue]] = MappingProxyType(
     {

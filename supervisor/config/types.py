@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 import reprlib
-from collections.abc import Mapping
 from typing import Annotated, Final, TypeAlias
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -17,27 +16,11 @@ KafkaValue: TypeAlias = str | int | float | bool
 Loc: TypeAlias = tuple[object, ...]
 """A key path into the raw YAML document (mapping keys and list indices)."""
 
-REDACTED: Final = "**********"
-"""What a secret value is shown as (the same mask pydantic uses for `SecretStr`)."""
-
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A profile or preset name."""
 
-_SECRET_KEY_PARTS: Final = ("password", "secret", "passphrase", "private.key")
-_SECRET_KEYS: Final = frozenset({"sasl.jaas.config", "sasl.oauthbearer.config", "ssl.key.pem"})
 _TOPIC_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def is_secret_key(key: str) -> bool:
-    """Whether a librdkafka property holds a secret (a password, key or credentials)."""
-    lowered = key.lower()
-    return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
-
-
-def redact(config: Mapping[str, KafkaValue]) -> dict[str, KafkaValue]:
-    """`config` with the values of secret properties masked."""
-    return {key: REDACTED if is_secret_key(key) else value for key, value in config.items()}
 
 
 def _check_topic(topic: str) -> str:

@@ -16,6 +16,7 @@ from botocore.config import Config
 from pydantic import SecretStr
 
 from supervisor.dataset.location import S3Object
+from supervisor.redaction import REDACTED, url_password, url_without_password
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,8 +37,14 @@ class S3Location:
 
     @property
     def where(self) -> str:
-        """The endpoint as messages name it."""
-        return self.endpoint_url or "AWS S3"
+        """The endpoint as messages name it, a password written into its URL masked."""
+        return url_without_password(self.endpoint_url) if self.endpoint_url else "AWS S3"
+
+    def scrub(self, text: str) -> str:
+        """`text` (a message quoting the endpoint, such as botocore's) with the password of the
+        endpoint URL masked."""
+        password = url_password(self.endpoint_url) if self.endpoint_url else None
+        return text.replace(password, REDACTED) if password else text
 
 
 def s3_client(
@@ -61,10 +68,22 @@ def s3_client(
 
 def bad_endpoint(s3: S3Location, exc: ValueError) -> str:
     """The line for an endpoint boto3 refused to build a client for."""
-    return f"bad S3 endpoint {s3.where!r} ({exc}) — fix it {_FIX_ENDPOINT}"
+    return s3.scrub(f"bad S3 endpoint {s3.where!r} ({exc}) — fix it {_FIX_ENDPOINT}")
 
 
 def describe_failure(
+    exc: botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError,
+    obj: S3Object,
+    s3: S3Location,
+    *,
+    client: S3Client | None = None,
+) -> str:
+    """One line naming what failed reaching `obj` and the fix (see `_describe`), with the
+    endpoint's password masked wherever botocore quoted the URL."""
+    return s3.scrub(_describe(exc, obj, s3, client=client))
+
+
+def _describe(
     exc: botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError,
     obj: S3Object,
     s3: S3Location,

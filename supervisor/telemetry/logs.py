@@ -23,6 +23,12 @@ LogFormat = Literal["auto", "json", "console"]
 
 LIBRDKAFKA_LOGGER = "librdkafka"
 
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+"""`--debug` tracebacks as JSON, without the frames' local variables: they hold the raw config and
+the environment, secrets included (structlog's default `dict_tracebacks` shows them)."""
+
 
 class _Stderr:
     """Writes to whatever `sys.stderr` is at the time of the write, not at configure time (pytest
@@ -69,11 +75,11 @@ def configure(
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
-    tail: list[structlog.typing.Processor] = (
-        [structlog.processors.dict_tracebacks, renderer] if as_json else [renderer]
-    )
+    tail: list[structlog.typing.Processor] = [_DICT_TRACEBACKS, renderer] if as_json else [renderer]
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(), *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),

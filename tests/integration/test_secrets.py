@@ -209,3 +209,51 @@ def test_reprs_dumps_and_errors_of_the_settings_hide_every_secret(tmp_path: Path
     assert config.kafka.producer_config()["sasl.password"] == SASL_PASSWORD
     assert isinstance(s3.secret_key, SecretStr)
     assert s3.secret_key.get_secret_value() == S3_SECRET
+
+
+def test_debug_tracebacks_show_no_local_variables(
+    tmp_path: Path, cli_processes: list[CliProcess]
+) -> None:
+    """A --debug traceback's frames hold the raw config and the environment: their locals are
+    not printed, so a secret that sorts early is not shown truncated either."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "dataset: {uri: 's3://bucket/tx.csv',"
+        " s3: {access_key: '${KEY}', secret_key: '${SECRET}'}}\n"
+        "profiles: {p: {interval_s: 1, min_records: 1, max_records: 1}}\n"
+    )
+    dead = f"http://127.0.0.1:{free_port()}"
+    proc = CliProcess(
+        ["run", "--debug", "--dry-run", "--config", str(config)],
+        env={"KEY": "AKIA-early-0000", "SECRET": S3_SECRET, "ENDPOINT_URL": dead},
+    )
+    cli_processes.append(proc)
+    assert proc.wait() == 2, proc.log()
+    everything = "\n".join(proc.lines)
+    assert S3_SECRET not in everything
+    assert "AKIA-early-0000" not in everything
+    (fatal,) = proc.named("fatal")
+    frames = [frame for entry in fatal["exception"] for frame in entry["frames"]]
+    assert frames  # a traceback, as --debug asks
+    assert not any("locals" in frame for frame in frames)
+
+
+def test_a_password_in_the_s3_endpoint_url_is_masked_in_every_line(
+    tmp_path: Path, cli_processes: list[CliProcess]
+) -> None:
+    password = "endpoint-pw-7Hd"
+    endpoint = f"http://minio:{password}@127.0.0.1:{free_port()}"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "dataset: {uri: 's3://bucket/tx.csv'}\n"
+        "profiles: {p: {interval_s: 1, min_records: 1, max_records: 1}}\n"
+    )
+    env = {"ENDPOINT_URL": endpoint, "KEY": "minio", "SECRET": S3_SECRET}
+    run = CliProcess(["run", "--dry-run", "--config", str(config)], env=env)
+    check = CliProcess(["check", "--config", str(config)], env=env)
+    cli_processes.extend((run, check))
+    assert run.wait() == 2, run.log()
+    assert check.wait() == 2, check.log()
+    output = "\n".join([*run.lines, *check.lines, check.output()])
+    assert password not in output
+    assert "http://minio:**********@127.0.0.1:" in output
