@@ -7,6 +7,7 @@ and stops by itself with `--max-messages`; everything is read back from the brok
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import uuid
@@ -346,3 +347,37 @@ def test_a_scenario_the_dataset_cannot_support_is_refused_before_sending(
     assert "LIDL" in fatal[0]["error"]  # the close match offered
     assert "Traceback" not in "\n".join(proc.lines)
     assert consume_all(kafka_bootstrap, topic) == []
+
+
+def test_an_outlier_of_amounts_near_a_doubles_limit_is_still_valid_json(tmp_path: Path) -> None:
+    """A p99 amount of 1e308 times a factor of 20 overflows a double: the event says the largest
+    finite amount instead of `inf`, which no JSON reader accepts."""
+    dataset = tmp_path / "huge.csv"
+    dataset.write_text(
+        "id,description,amount,timestamp,merchant,operation_type,side\n"
+        + "".join(
+            f"{uuid.UUID(int=i + 1)},Yacht,1e308,2026-01-1{i}T10:00:00,Broker,debit,outgoing\n"
+            for i in range(5)
+        )
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"dataset: {{uri: '{dataset}'}}\n"
+        "profiles: {p: {interval_s: 0.01, min_records: 1, max_records: 1, seed: 1,"
+        " scenario: {kind: amount-outlier, probability: 1, min_factor: 10, max_factor: 20}}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor", "run", "--dry-run", "--max-messages", "40",
+         "--config", str(config)],
+        capture_output=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+    def refuse(constant: str) -> float:
+        raise AssertionError(f"{constant} is not JSON")
+
+    lines = result.stdout.decode().splitlines()
+    amounts = [json.loads(line, parse_constant=refuse)["value"]["amount"] for line in lines]
+    assert len(amounts) == 40
+    assert all(math.isfinite(float(a)) for a in amounts)
+    assert max(amounts) == sys.float_info.max  # the outliers, capped
