@@ -1,7 +1,23 @@
-"""`python -m supervisor` is the `streaming-producer` command."""
+"""`python -m supervisor` and the `streaming-producer` command.
+
+Signals are taken in hand before anything else is imported: the package's imports (pydantic,
+confluent-kafka, boto3...) take most of a second, and a Ctrl-C or SIGHUP meanwhile would otherwise
+end the process with a traceback, or kill it outright.
+"""
+
+from __future__ import annotations
 
 import sys
 
-from supervisor.cli import main
+from supervisor.signals import EarlySignals
 
-sys.exit(main())
+
+def main() -> int:
+    early = EarlySignals.install()
+    from supervisor.cli import main as cli_main
+
+    return cli_main(early=early)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

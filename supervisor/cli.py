@@ -14,6 +14,7 @@ from typing import Any
 from supervisor import __version__
 from supervisor.config import Config, MetricsSettings
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
+from supervisor.signals import EarlySignals
 from supervisor.telemetry import logs
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -220,6 +221,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    for early in args.early.received if args.early is not None else ():
+        on_signal(early.name)  # asked for while the process was starting
     try:
         async with contextlib.AsyncExitStack() as stack:
             if telemetry is not None:  # beats through the drain too: the loop is alive then
@@ -272,10 +275,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `streaming-producer` console script and `python -m supervisor`."""
+def main(argv: Sequence[str] | None = None, *, early: EarlySignals | None = None) -> int:
+    """The command line (`supervisor.__main__` installs `early` before importing this)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.early = early
+    if early is not None and args.command != "run":  # no event loop to hand signals to
+        code = early.release()
+        if code is not None:
+            return code
     logs.configure(fmt=args.log_format, level="debug" if args.debug else "info")
     log = logs.get_logger()
     try:
