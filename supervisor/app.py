@@ -17,7 +17,7 @@ from supervisor.config import Config
 from supervisor.dataset import Dataset, load_dataset
 from supervisor.errors import ExitCode
 from supervisor.fleet import Fleet
-from supervisor.lifecycle import ShutdownBudget
+from supervisor.lifecycle import ShutdownBudget, Stopped, in_thread
 from supervisor.profile.stream import check_scenarios
 from supervisor.reload import Reloader
 from supervisor.sinks.contract import ManagedSink
@@ -26,16 +26,24 @@ from supervisor.sinks.kafka import KafkaSink
 from supervisor.summary_file import write_summary
 from supervisor.telemetry.logs import get_logger
 from supervisor.telemetry.metrics import Telemetry
+from supervisor.telemetry.stats import ProfileStats
 from supervisor.telemetry.summary import RunSummary
 
 
-async def load(config: Config, telemetry: Telemetry | None = None) -> Dataset:
-    """Load and validate the dataset off the event loop, and log (and report) what was loaded."""
+async def load(
+    config: Config, *, stop: asyncio.Event, telemetry: Telemetry | None = None
+) -> Dataset:
+    """Load and validate the dataset off the event loop, and log (and report) what was loaded.
+    Raises `Stopped` when `stop` is set first: a load that never ends (a pipe, an S3 endpoint
+    that never answers) does not hold a stop up."""
     log = get_logger()
     settings = config.dataset
     started = time.monotonic()
-    dataset = await asyncio.to_thread(
-        load_dataset, settings.location, s3=settings.s3.connection(), on_invalid=settings.on_invalid
+    dataset = await in_thread(
+        partial(load_dataset, s3=settings.s3.connection(), on_invalid=settings.on_invalid),
+        settings.location,
+        stop=stop,
+        name="dataset-load",
     )
     for bad in dataset.invalid_samples:
         log.warning("dataset_row_skipped", line=bad.line, reason=bad.reason)
@@ -87,7 +95,16 @@ async def serve(
         producer_config=None if dry_run is not None else kafka.redacted_config(),
         max_messages=max_messages,
     )
-    dataset = await load(config, telemetry)
+    try:
+        dataset = await load(config, stop=stop, telemetry=telemetry)
+    except Stopped:
+        log.info("dataset_load_abandoned", note="stopped while the dataset was loading")
+        return _conclude(
+            RunSummary.of([ProfileStats(n) for n in config.profiles], elapsed_s=0, now=0),
+            summary_path,
+            crashed=False,
+            reader_closed=False,
+        )
     check_scenarios(config, dataset)
     fleet = Fleet(config, dataset, sink, max_messages=max_messages)
     if telemetry is not None:
@@ -111,7 +128,7 @@ async def serve(
                 async with asyncio.TaskGroup() as tg:
                     if config_path is not None and reload is not None:
                         reloader = Reloader(
-                            config_path, fleet, load=partial(load, telemetry=telemetry)
+                            config_path, fleet, load=partial(load, stop=stop, telemetry=telemetry)
                         )
                         tg.create_task(reloader.run(reload, stop), name="reload")
                     await fleet.run(stop, budget)
@@ -122,6 +139,16 @@ async def serve(
 
     now = fleet.clock()
     result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)
+    return _conclude(
+        result, summary_path, crashed=bool(fleet.crashed), reader_closed=sink.reader_closed
+    )
+
+
+def _conclude(
+    result: RunSummary, summary_path: Path | None, *, crashed: bool, reader_closed: bool
+) -> tuple[ExitCode, dict[str, Any]]:
+    """Log the final counters, write the summary, and say how the run ends."""
+    log = get_logger()
     document = result.as_dict()
     for name, fields in result.profile_fields().items():
         log.info("profile_stopped", profile=name, **fields)
@@ -136,9 +163,9 @@ async def serve(
                 reason=exc.strerror or str(exc),
                 note="the summary is the fleet_stopped and profile_stopped lines above",
             )
-    if fleet.crashed:
+    if crashed:
         return ExitCode.PROFILE_CRASHED, document
-    if sink.reader_closed:
+    if reader_closed:
         return ExitCode.OK, document  # `--dry-run | head`: the reader had what it wanted
     shortfall = result.shortfall()
     if shortfall.incomplete:

@@ -13,10 +13,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 Clock = Callable[[], float]
+_T = TypeVar("_T")
+
+
+class Stopped(Exception):
+    """A stop was asked for while blocking work ran (`in_thread`): the work was abandoned."""
+
+
+async def in_thread(fn: Callable[..., _T], *args: Any, stop: asyncio.Event, name: str) -> _T:
+    """`fn(*args)` on a daemon thread of its own, for blocking work that may never end (a dataset
+    that is a pipe nobody writes to, an S3 endpoint that accepts connections and never answers).
+    Raises `Stopped` as soon as `stop` is set first: the thread is abandoned, and being a daemon it
+    never holds the process at exit (asyncio's executor threads would)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, exc: BaseException | None) -> None:
+        if done.done():  # abandoned
+            return
+        if exc is None:
+            done.set_result(result)  # type: ignore[arg-type]
+        else:
+            done.set_exception(exc)
+
+    def work() -> None:
+        result: _T | None = None
+        error: BaseException | None = None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if done.done():
+        return done.result()
+    done.cancel()
+    raise Stopped
 
 
 async def sleep_or_stop(stop: asyncio.Event, delay_s: float) -> bool:

@@ -22,6 +22,7 @@ from supervisor.config import Config
 from supervisor.dataset import Dataset
 from supervisor.errors import SupervisorError
 from supervisor.fleet import Fleet, ReloadPlan
+from supervisor.lifecycle import Stopped, in_thread
 from supervisor.profile.stream import check_scenarios
 from supervisor.telemetry.logs import get_logger
 
@@ -81,18 +82,31 @@ class Reloader:
                 trigger.clear()
                 await self.reload(stop, reason="signal")
             elif watching:
-                digest = await asyncio.to_thread(_digest, self.path)
+                try:
+                    digest = await in_thread(_digest, self.path, stop=stop, name="reload-watch")
+                except Stopped:
+                    return
                 if digest is not None and digest != self._digest:
                     await self.reload(stop, reason="file_changed")
 
     async def reload(self, stop: asyncio.Event, *, reason: str) -> ReloadPlan | None:
-        """Re-read the file and apply it; None when refused (or stopping meanwhile)."""
-        self._digest = await asyncio.to_thread(_digest, self.path)
+        """Re-read the file and apply it; None when refused (or stopping meanwhile). Whatever goes
+        wrong before the new config is applied is a refusal: the fleet keeps its current one."""
         try:
-            new = await asyncio.to_thread(Config.from_yaml, self.path)
+            return await self._reload(stop, reason)
+        except Stopped:
+            return None
         except SupervisorError as exc:
             self._refuse(reason, str(exc))
-            return None
+        except Exception as exc:  # noqa: BLE001 - a bad edit must never stop the daemon
+            self._refuse(reason, f"{type(exc).__name__}: {_clip(str(exc))}")
+        return None
+
+    async def _reload(self, stop: asyncio.Event, reason: str) -> ReloadPlan | None:
+        # On threads of their own: the path may be a pipe nobody writes to, which a stop must
+        # still be able to leave behind.
+        self._digest = await in_thread(_digest, self.path, stop=stop, name="reload-read")
+        new = await in_thread(Config.from_yaml, self.path, stop=stop, name="reload-read")
         old = self.current
         changed = [name for name, read in _RESTART_ONLY if read(new) != read(old)]
         if changed:
@@ -104,16 +118,8 @@ class Reloader:
             return None
         dataset: Dataset | None = None
         if new.dataset != old.dataset:
-            try:
-                dataset = await self._load(new)
-            except SupervisorError as exc:
-                self._refuse(reason, str(exc))
-                return None
-        try:
-            check_scenarios(new, dataset or self.fleet.dataset)
-        except SupervisorError as exc:
-            self._refuse(reason, str(exc))
-            return None
+            dataset = await self._load(new)
+        check_scenarios(new, dataset or self.fleet.dataset)
         if stop.is_set():
             return None
         plan = await self.fleet.apply(new, dataset)
@@ -138,3 +144,9 @@ class Reloader:
             error=error,
             note="the fleet keeps running with its current config",
         )
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """One line of at most `limit` characters (a huge object must not flood the log)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
