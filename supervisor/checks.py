@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 import botocore.exceptions
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 # Not re-exported by confluent_kafka.admin for type checkers: import from where they are defined.
@@ -151,6 +151,13 @@ def _kafka_checks(config: Config, timeout_s: float) -> Iterator[Check]:
     kafka = config.kafka
     topics = config.topics()
     if kafka.is_embedded:
+        # Nothing to reach, but the properties are librdkafka's to accept, as `run` asks it to.
+        try:
+            Producer({**kafka.producer_config(), "test.mock.num.brokers": 1, "log_level": 0})
+        except (KafkaException, TypeError, ValueError) as exc:
+            problem = kafka_errors.config_problem(kafka.producer_config(), exc)
+            yield Check("kafka", ok=False, detail=problem)
+            return
         yield Check(
             "kafka", ok=True, detail="embedded: an in-process mock cluster, nothing to reach"
         )

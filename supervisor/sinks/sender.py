@@ -71,7 +71,7 @@ class MessageBudget:
         return taken
 
     def settle(self, taken: int, used: int) -> None:
-        """`used` of the `taken` messages were produced (or refused); the rest go back."""
+        """`used` of the `taken` messages were produced; the rest go back."""
         if self._remaining is None:
             return
         self._reserved -= taken
@@ -156,5 +156,5 @@ class Sender:
                 used += 1
             return Sent(used, tuple(rejected))
         finally:
-            if channel.budgeted:
-                budget.settle(taken, used)
+            if channel.budgeted:  # a rejected message was not produced: its place goes back
+                budget.settle(taken, used - len(rejected))

@@ -64,6 +64,18 @@ def test_invalid_librdkafka_property_fails_the_kafka_check(tmp_path: Path) -> No
     assert "no.such.property" in lines[1]
 
 
+def test_an_embedded_cluster_still_has_its_librdkafka_properties_checked(tmp_path: Path) -> None:
+    """`check` and `run` agree: a property `run` would refuse fails the check in embedded mode."""
+    csv = tmp_path / "t.csv"
+    write_csv(csv, rows=5, seed=1)
+    config = local_config(csv, kafka={"config": {"linger.ms": "soon"}})
+
+    code, lines = run(config)
+
+    assert code == ExitCode.BAD_INPUT
+    assert lines[1].startswith("✗ kafka    kafka.config['linger.ms'] = 'soon': ")
+
+
 def test_a_config_that_did_not_load_is_one_failed_check() -> None:
     out = io.StringIO()
 

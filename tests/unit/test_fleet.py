@@ -14,6 +14,7 @@ import pytest
 from supervisor.config import Config
 from supervisor.dataset import FIELDS, Dataset, parse_csv
 from supervisor.fleet import Fleet, RestartPolicy
+from supervisor.sinks.contract import MessageRejected
 from tests.fakes import FakeSink
 
 CSV = (
@@ -169,16 +170,19 @@ def test_crashing_profile_restarts_and_others_keep_running(dataset: Dataset) -> 
         flaky={"interval_s": 0.001, "min_records": 1, "max_records": 1},
         steady={"interval_s": 0.001, "min_records": 1, "max_records": 1},
     )
-    crashes = {"left": 2}
+    crashes = {"left": 2, "after": 0}
 
     async def scenario() -> tuple[Fleet, FakeSink]:
         stop = asyncio.Event()
 
         def hook(sink: FakeSink) -> None:
-            if dict(sink.sent[-1].headers)["profile"] == b"flaky" and crashes["left"]:
+            flaky = dict(sink.sent[-1].headers)["profile"] == b"flaky"
+            if flaky and crashes["left"]:
                 crashes["left"] -= 1
                 raise RuntimeError("boom")
-            if len(sink.sent) >= 100:
+            if flaky:
+                crashes["after"] += 1  # sent by the twice-restarted profile
+            if len(sink.sent) >= 100 and crashes["after"] >= 3:
                 stop.set()
 
         sink = FakeSink(on_produce=hook)
@@ -374,3 +378,32 @@ def test_max_messages_is_exact_across_profiles_under_backpressure(dataset: Datas
     assert sorted(json.loads(s.value)["id"].encode() for s in labels) == sorted(
         s.value[7:43] for s in fraud
     )
+
+
+def test_max_messages_counts_produced_messages_not_rejected_ones(dataset: Dataset) -> None:
+    """--max-messages N is N messages sent: one the producer refuses outright (too large, say)
+    does not use up a place."""
+    config = make_config(
+        a={"interval_s": 0.001, "min_records": 5, "max_records": 9},
+        b={"interval_s": 0.001, "min_records": 1, "max_records": 4, "timestamp": "shift"},
+    )
+
+    class Refusing(FakeSink):
+        offered = 0
+
+        def produce(self, *args: Any, **kwargs: Any) -> None:
+            self.offered += 1
+            if self.offered % 3 == 0:
+                raise MessageRejected("Broker: Message size too large")
+            super().produce(*args, **kwargs)
+
+    async def scenario() -> tuple[Fleet, Refusing]:
+        sink = Refusing()
+        fleet = Fleet(config, dataset, sink, max_messages=30)
+        await asyncio.wait_for(fleet.run(asyncio.Event()), timeout=30)  # stops by itself
+        sink.ack()
+        return fleet, sink
+
+    fleet, sink = asyncio.run(scenario())
+    assert len(sink.sent) == 30 == sum(s.produced for s in fleet.stats.values())
+    assert sum(s.rejected for s in fleet.stats.values()) > 0
