@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from supervisor.signals import EarlySignals
+from supervisor.signals import EarlySignals, reserve_standard_fds
 
 
 def main() -> int:
     early = EarlySignals.install()
+    reserve_standard_fds()
     from supervisor.cli import main as cli_main
 
     return cli_main(early=early)

@@ -24,7 +24,7 @@ from supervisor.sinks.contract import ManagedSink
 from supervisor.sinks.dryrun import DryRunSink
 from supervisor.sinks.kafka import KafkaSink
 from supervisor.summary_file import write_summary
-from supervisor.telemetry.logs import get_logger
+from supervisor.telemetry.logs import LogOutput, get_logger
 from supervisor.telemetry.metrics import Telemetry
 from supervisor.telemetry.stats import ProfileStats
 from supervisor.telemetry.summary import RunSummary
@@ -77,12 +77,14 @@ async def serve(
     telemetry: Telemetry | None = None,
     dry_run: BinaryIO | None = None,
     max_messages: int | None = None,
+    log_output: LogOutput | None = None,
 ) -> tuple[ExitCode, dict[str, Any]]:
     """Run the fleet until `stop`; return the exit code and the run summary (all zeros when the
     run stopped before producing anything). Setting `reload` re-reads `config_path` and applies
     it to the running fleet (see `supervisor.reload`). With `dry_run`, messages are written there
     as JSON lines instead of to Kafka; with `max_messages`, the run stops after that many. `force`
-    (a second signal) ends whatever stage of the stop is running."""
+    (a second signal) ends whatever stage of the stop is running. The summary counts the log lines
+    `log_output` could not write (`log_lines_dropped`), when there were any."""
     log = get_logger()
     kafka = config.kafka
     sink = _sink(config, stop=stop, telemetry=telemetry, dry_run=dry_run)
@@ -104,6 +106,7 @@ async def serve(
             summary_path,
             crashed=False,
             reader_closed=False,
+            log_output=log_output,
         )
     check_scenarios(config, dataset)
     fleet = Fleet(config, dataset, sink, max_messages=max_messages)
@@ -140,16 +143,27 @@ async def serve(
     now = fleet.clock()
     result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)
     return _conclude(
-        result, summary_path, crashed=bool(fleet.crashed), reader_closed=sink.reader_closed
+        result,
+        summary_path,
+        crashed=bool(fleet.crashed),
+        reader_closed=sink.reader_closed,
+        log_output=log_output,
     )
 
 
 def _conclude(
-    result: RunSummary, summary_path: Path | None, *, crashed: bool, reader_closed: bool
+    result: RunSummary,
+    summary_path: Path | None,
+    *,
+    crashed: bool,
+    reader_closed: bool,
+    log_output: LogOutput | None,
 ) -> tuple[ExitCode, dict[str, Any]]:
     """Log the final counters, write the summary, and say how the run ends."""
     log = get_logger()
     document = result.as_dict()
+    if log_output is not None and log_output.dropped:
+        document["log_lines_dropped"] = log_output.dropped
     for name, fields in result.profile_fields().items():
         log.info("profile_stopped", profile=name, **fields)
     log.info("fleet_stopped", **result.total_fields())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from supervisor import __version__
 from supervisor.config import Config, MetricsSettings
@@ -170,7 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
         config = config.model_copy(update={"metrics": MetricsSettings()})
-    logs.configure(
+    args.log_output = logs.configure(
         fmt=args.log_format,
         level="debug" if args.debug else "info",
         static={"instance": config.instance},
@@ -238,6 +240,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 telemetry=telemetry,
                 dry_run=sys.stdout.buffer if args.dry_run else None,
                 max_messages=args.max_messages,
+                log_output=args.log_output,
             )
     finally:
         if server is not None:
@@ -248,18 +251,51 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from supervisor.checks import config_check_failed, run_checks
 
+    out = cast(TextIO, _Stdout())
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        return config_check_failed(exc, out=sys.stdout)
-    return run_checks(config, out=sys.stdout, timeout_s=args.timeout)
+        return config_check_failed(exc, out=out)
+    return run_checks(config, out=out, timeout_s=args.timeout)
 
 
 def _cmd_rate(args: argparse.Namespace) -> int:
     from supervisor.rates import rate_table
 
-    sys.stdout.write(rate_table(load_config(args.config)))
+    _Stdout().write(rate_table(load_config(args.config)))
     return ExitCode.OK
+
+
+class _Stdout(io.TextIOBase):
+    """Standard output for a command's report, whose reader may go away early (`check | head`):
+    the rest is then discarded quietly (stdout pointed at the null device, so that the
+    interpreter's last flush does not fail either), and the command still ends with its own exit
+    code."""
+
+    def __init__(self) -> None:
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                sys.stdout.write(text)
+            except BrokenPipeError:
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._leave()
+
+    def _leave(self) -> None:
+        self._gone = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -301,5 +337,7 @@ def main(argv: Sequence[str] | None = None, *, early: EarlySignals | None = None
             exc_info=args.debug,
         )
         return ExitCode.INTERNAL
-    sys.stderr.flush()
+    if sys.stderr is not None:  # None when the process was started without one
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
     return code

@@ -3,8 +3,23 @@ but `signal` (the package's own imports take most of a second)."""
 
 from __future__ import annotations
 
+import os
 import signal
 from types import FrameType
+
+
+def reserve_standard_fds() -> None:
+    """Put the null device on stdin, stdout or stderr if the process was started with one closed
+    (`2>&-`): the descriptor would otherwise be reused by the next file or socket opened, and the
+    event loop's library aborts when it closes a descriptor numbered 0 to 2."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 class EarlySignals:

@@ -10,8 +10,10 @@ property) and are rendered by the same processors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -30,18 +32,45 @@ _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
 the environment, secrets included (structlog's default `dict_tracebacks` shows them)."""
 
 
-class _Stderr:
-    """Writes to whatever `sys.stderr` is at the time of the write, not at configure time (pytest
-    and embedding applications swap it)."""
+class LogOutput:
+    """Where log lines go: whatever `sys.stderr` is at the time of the write, not at configure
+    time (pytest and embedding applications swap it).
+
+    A daemon keeps producing when it cannot log: a line that cannot be written (the reader of a
+    pipe went away, a full disk, a closed stderr) is dropped and counted in `dropped`, never
+    raised into the code that logged it. After a broken pipe the descriptor is pointed at the null
+    device, so that the interpreter's own last flush of stderr does not fail again at exit.
+    """
+
+    def __init__(self) -> None:
+        self.dropped = 0
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        try:
+            return sys.stderr.write(text)
+        except (OSError, ValueError, AttributeError) as exc:  # closed, or None: no fd 2 at all
+            self._failed(exc)
+            return 0
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError) as exc:
+            self._failed(exc)
 
     def isatty(self) -> bool:
-        return sys.stderr.isatty()
+        try:
+            return sys.stderr.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    def _failed(self, exc: Exception) -> None:
+        self.dropped += 1
+        if isinstance(exc, BrokenPipeError):
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stderr.fileno())
+                os.close(devnull)
 
 
 def configure(
@@ -50,10 +79,12 @@ def configure(
     level: str = "info",
     stream: TextIO | None = None,
     static: Mapping[str, object] | None = None,
-) -> None:
+) -> LogOutput:
     """Configure structlog and the stdlib root logger to write to `stream` (stderr); `static`
-    key/values (the instance id) go on every line, librdkafka's included."""
-    out: TextIO = stream if stream is not None else _Stderr()  # type: ignore[assignment]
+    key/values (the instance id) go on every line, librdkafka's included. Returns the output,
+    which counts the lines it could not write."""
+    output = LogOutput()
+    out: TextIO = stream if stream is not None else output  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
 
@@ -100,6 +131,8 @@ def configure(
     # Botocore's own INFO/DEBUG lines (credential lookups, retries) are noise unless debugging.
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
+    logging.raiseExceptions = False  # a handler that cannot write must not print about it
+    return output
 
 
 def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
