@@ -683,3 +683,34 @@ def test_a_broker_that_comes_back_empty_gets_a_new_producer_and_streaming_resume
     on_second = len(consume_all(second.bootstrap, TOPIC))
     assert on_second >= total["delivered"] - before - replaced["queued"]
     assert on_second <= total["delivered"]
+
+
+def test_a_second_sigterm_with_the_broker_frozen_leaves_nothing_in_flight(
+    tmp_path: Path, broker: TansuBroker, run_cli: Callable[..., CliProcess]
+) -> None:
+    """A broker that stops answering mid-request (SIGSTOP) never sends the purge reports of what
+    it holds: those messages still end as undelivered, and the final line says what the summary
+    says."""
+    config = write_config(
+        tmp_path,
+        broker.bootstrap,
+        {"p": "{interval_s: 0.01, min_records: 10, max_records: 10}"},
+        shutdown_timeout_s=3600,
+    )
+    proc = run_cli(config)
+    proc.wait_for(delivering)
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        proc.wait_for(lambda e: is_stats(e) and e["in_flight"] > 100)
+        proc.signal(signal.SIGTERM)
+        proc.wait_for(is_event("fleet_draining"))
+        code = proc.sigterm_and_wait(EXIT_TIMEOUT_S)
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+
+    total = assert_accounted(summary_of(tmp_path))
+    assert total["undelivered"] > 0
+    assert code == ExitCode.UNDELIVERED, proc.log()
+    assert_final_log_matches(proc, total)
+    (not_delivered,) = proc.named("messages_not_delivered")
+    assert not_delivered["undelivered"] == total["undelivered"]
