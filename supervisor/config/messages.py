@@ -42,6 +42,10 @@ def _explain(error: ErrorDetails) -> str:
             return f"must be greater than {ctx['gt']}"
         case "greater_than_equal":
             return f"must be at least {ctx['ge']}"
+        case "less_than_equal":
+            return f"must be at most {ctx['le']:,}"
+        case "less_than":
+            return f"must be less than {ctx['lt']:,}"
         case "finite_number":
             return "must be a finite number"
         case "int_type" | "int_parsing" | "int_from_float":

@@ -38,9 +38,11 @@ from supervisor.config.streams import (
     TimestampMode,
 )
 from supervisor.config.types import (
+    MAX_SECONDS,
     NAME_RE,
     Count,
     KafkaValue,
+    Records,
     Seconds,
     Topic,
     none_as_empty,
@@ -205,11 +207,11 @@ class ProfileSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    interval_s: Seconds
-    """Seconds between batches."""
-    min_records: Count = Field(ge=1)
+    interval_s: Annotated[float, BeforeValidator(plain_number), Field(ge=0.0001, le=MAX_SECONDS)]
+    """Seconds between batches: at least 100 µs (10,000 batches a second), at most a year."""
+    min_records: Records
     """Fewest records per batch."""
-    max_records: Count
+    max_records: Records
     """Most records per batch (at least `min_records`)."""
     topic: Topic | None = None
     """Topic for this profile; None uses `kafka.topic`."""
@@ -279,7 +281,9 @@ class Config(BaseModel):
     """Profiles by name, each run as its own supervised task."""
     shutdown_timeout_s: Seconds = 10.0
     """Budget for draining and flushing on shutdown."""
-    stats_interval_s: Seconds = 10.0
+    stats_interval_s: Annotated[
+        float, BeforeValidator(plain_number), Field(ge=0.1, le=MAX_SECONDS)
+    ] = 10.0
     """Seconds between per-profile summary log lines."""
     metrics: Annotated[MetricsSettings, BeforeValidator(none_as_empty)] = MetricsSettings()
     instance_id: str | None = Field(default=None, min_length=1, max_length=128)

@@ -12,10 +12,12 @@ from typing import Annotated, Final, Literal, TypeAlias
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from supervisor.config.types import (
-    Count,
+    MAX_FACTOR,
     Delay,
     Factor,
     Fraction,
+    Period,
+    Records,
     Seconds,
     Topic,
     plain_number,
@@ -92,7 +94,7 @@ class RampSchedule(_Settings):
     kind: Literal["ramp"]
     start: Factor = Field(alias="from")
     end: Factor = Field(alias="to")
-    duration_s: Seconds
+    duration_s: Period
 
     @model_validator(mode="after")
     def _check_not_silent(self) -> RampSchedule:
@@ -106,8 +108,8 @@ class BurstSchedule(_Settings):
     The first burst starts at `offset_s` (default: after one `every_s` at the normal rate)."""
 
     kind: Literal["burst"]
-    every_s: Seconds
-    duration_s: Seconds
+    every_s: Period
+    duration_s: Period
     factor: Factor
     offset_s: Delay | None = None
 
@@ -130,7 +132,7 @@ class DiurnalSchedule(_Settings):
     null follows the wall clock in `timezone` (for a real-length day)."""
 
     kind: Literal["diurnal"]
-    day_length_s: Seconds = 86400.0
+    day_length_s: Period = 86400.0
     curve: Annotated[tuple[Factor, ...], Field(min_length=24, max_length=24)] = DIURNAL_CURVE
     start_hour: Annotated[float, BeforeValidator(plain_number), Field(ge=0, lt=24)] | None = None
     timezone: _TimeZone = "UTC"
@@ -214,7 +216,7 @@ class Duplicates(_Settings):
 
 
 class _Scenario(_Settings):
-    every_s: Annotated[float, BeforeValidator(plain_number), Field(ge=0.001)] | None = None
+    every_s: Period | None = None
     """Mean seconds between occurrences (a Poisson process on the profile's clock); at least
     1 ms, so that a typo cannot plan millions of occurrences a second."""
     probability: Fraction | None = None
@@ -239,11 +241,11 @@ class CardTesting(_Scenario):
     """Many small debits at one merchant within seconds: a fraudster checking stolen cards."""
 
     kind: Literal["card-testing"]
-    min_attempts: Count = Field(default=10, ge=1)
-    max_attempts: Count = Field(default=40, ge=1)
-    min_amount: Annotated[float, BeforeValidator(plain_number), Field(gt=0)] = 0.5
-    max_amount: Annotated[float, BeforeValidator(plain_number), Field(gt=0)] = 2.0
-    window_s: Seconds = 30.0
+    min_attempts: Records = 10
+    max_attempts: Records = 40
+    min_amount: Annotated[float, BeforeValidator(plain_number), Field(gt=0, le=1e15)] = 0.5
+    max_amount: Annotated[float, BeforeValidator(plain_number), Field(gt=0, le=1e15)] = 2.0
+    window_s: Period = 30.0
     merchant: str | None = None
     """The merchant attacked; null picks one from a sampled debit at each occurrence."""
 
@@ -259,8 +261,8 @@ class AmountOutlier(_Scenario):
     amount in the dataset."""
 
     kind: Literal["amount-outlier"]
-    min_factor: Annotated[float, BeforeValidator(plain_number), Field(ge=1)] = 5.0
-    max_factor: Annotated[float, BeforeValidator(plain_number), Field(ge=1)] = 20.0
+    min_factor: Annotated[float, BeforeValidator(plain_number), Field(ge=1, le=MAX_FACTOR)] = 5.0
+    max_factor: Annotated[float, BeforeValidator(plain_number), Field(ge=1, le=MAX_FACTOR)] = 20.0
 
     @model_validator(mode="after")
     def _check_ranges(self) -> AmountOutlier:
@@ -272,9 +274,9 @@ class Velocity(_Scenario):
     """A burst of `min_count`..`max_count` debits within `window_s`."""
 
     kind: Literal["velocity"]
-    min_count: Count = Field(default=5, ge=1)
-    max_count: Count = Field(default=20, ge=1)
-    window_s: Seconds = 60.0
+    min_count: Records = 5
+    max_count: Records = 20
+    window_s: Period = 60.0
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Velocity:
@@ -286,7 +288,7 @@ class MerchantCompromise(_Scenario):
     """For `duration_s`, a `share` of the profile's events become debits at one merchant."""
 
     kind: Literal["merchant-compromise"]
-    duration_s: Seconds = 300.0
+    duration_s: Period = 300.0
     share: Annotated[float, BeforeValidator(plain_number), Field(gt=0, le=1)] = 0.3
     merchant: str | None = None
     """The compromised merchant; null picks one from a sampled debit at each occurrence."""

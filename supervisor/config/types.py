@@ -52,13 +52,29 @@ def none_as_empty(value: object) -> object:
     return {} if value is None else value
 
 
+# Every number has the bounds of what the program can do, said in the error when crossed: beyond
+# them a tick, a schedule or a timestamp would overflow, exhaust memory or spin.
+MAX_SECONDS: Final = 366 * 86400
+"""The longest duration or delay (a year): event times stay dates, timers stay timers."""
+MIN_PERIOD_S: Final = 0.001
+"""The shortest schedule period, window or duration: a timer's resolution."""
+MAX_RECORDS: Final = 1_000_000
+"""The most records a batch (or a fraud occurrence) may hold: memory, not a wish."""
+MAX_FACTOR: Final = 1_000_000.0
+"""The largest multiple of a profile's rate a schedule may ask for."""
+
 Topic: TypeAlias = Annotated[str, AfterValidator(_check_topic)]
-Seconds: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(gt=0)]
+Seconds: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(gt=0, le=MAX_SECONDS)]
+Period: TypeAlias = Annotated[
+    float, BeforeValidator(plain_number), Field(ge=MIN_PERIOD_S, le=MAX_SECONDS)
+]
+"""A schedule's duration, period or window: at least a millisecond, at most a year."""
 Count: TypeAlias = Annotated[int, BeforeValidator(plain_number)]
-Factor: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(ge=0)]
+Records: TypeAlias = Annotated[int, BeforeValidator(plain_number), Field(ge=1, le=MAX_RECORDS)]
+Factor: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(ge=0, le=MAX_FACTOR)]
 """A multiple of the profile's own rate: 0 pauses it, 1 is its configured rate."""
 Fraction: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(ge=0, le=1)]
-Delay: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(ge=0)]
+Delay: TypeAlias = Annotated[float, BeforeValidator(plain_number), Field(ge=0, le=MAX_SECONDS)]
 
 
 def key_path(loc: Loc) -> str:

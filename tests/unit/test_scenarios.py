@@ -249,7 +249,7 @@ def test_probability_starts_an_occurrence_at_a_tick_with_that_chance(dataset: Da
 
 def test_an_idle_tick_in_every_s_mode_draws_nothing(dataset: Dataset) -> None:
     rng = random.Random(10)
-    planner = ScenarioPlanner(scenario(kind="velocity", every_s=1e9), dataset, rng)
+    planner = ScenarioPlanner(scenario(kind="velocity", every_s=1e7), dataset, rng)
     state = rng.getstate()
     assert planner.tick(1.0, 10) == TickPlan((), {})
     assert rng.getstate() == state  # the sampler's sequence is left alone

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from supervisor.config import ProfileSettings
-from supervisor.dataset import FIELDS, Dataset, load_dataset
-from supervisor.profile.stream import DUPLICATE, LABEL, LATE, REORDERED, Outgoing, ProfileStream
+from supervisor.config import Config, ProfileSettings
+from supervisor.dataset import FIELDS, Dataset, load_dataset, parse_csv
+from supervisor.errors import DatasetError
+from supervisor.profile.stream import (
+    DUPLICATE,
+    LABEL,
+    LATE,
+    REORDERED,
+    Outgoing,
+    ProfileStream,
+    check_scenarios,
+)
 
 WALL_START = 1_790_000_000.0  # 2026-09-22: a fixed "now" for the stream's wall clock
 HEADERS = [("profile", b"p"), ("instance", b"i")]
@@ -264,3 +274,52 @@ def test_an_occurrence_is_as_compact_in_event_time_as_on_the_run_clock(
     assert len(by_occurrence) > 5
     for epochs in by_occurrence.values():
         assert max(epochs) - min(epochs) <= 20 + 1e-3
+
+
+# --- event times a dataset can support ---------------------------------------------------------
+
+
+def dataset_at(*stamps: str) -> Dataset:
+    rows = "".join(
+        f"{uuid.UUID(int=i + 1)},Card,1.00,{stamp},Shop,debit,outgoing\n"
+        for i, stamp in enumerate(stamps)
+    )
+    return parse_csv(
+        ("id,description,amount,timestamp,merchant,operation_type,side\n" + rows).encode(),
+        source="edge.csv",
+    )
+
+
+@pytest.mark.parametrize(
+    ("profile", "stamps", "problem"),
+    [
+        ({"late": {"fraction": 0.5, "max_delay_s": 86400}}, ("0001-01-01T10:00:00",), "years 1"),
+        ({"timestamp": "shift"}, ("0001-01-01T10:00:00", "9999-06-01T10:00:00"), "years 1"),
+        ({"kafka_timestamp": "event"}, ("1969-07-20T20:17:00",), "before 1970"),
+    ],
+)
+def test_event_times_beyond_what_can_be_written_are_refused_at_start(
+    profile: dict[str, Any], stamps: tuple[str, ...], problem: str
+) -> None:
+    config = Config.model_validate(
+        {"profiles": {"p": {"interval_s": 1, "min_records": 1, "max_records": 1, **profile}}}
+    )
+    with pytest.raises(DatasetError, match=f"profiles.p: the event times .*{problem}"):
+        check_scenarios(config, dataset_at(*stamps))
+
+
+def test_event_times_near_the_edges_but_inside_them_are_fine() -> None:
+    config = Config.model_validate(
+        {
+            "profiles": {
+                "p": {
+                    "interval_s": 1,
+                    "min_records": 1,
+                    "max_records": 1,
+                    "late": {"fraction": 1, "max_delay_s": 3600},
+                    "kafka_timestamp": "event",
+                }
+            }
+        }
+    )
+    check_scenarios(config, dataset_at("1970-01-01T02:00:00", "9999-12-01T00:00:00"))

@@ -153,7 +153,7 @@ def test_a_bad_value_from_a_preset_says_where_it_came_from(tmp_path: Path) -> No
     message = load_error(tmp_path, "profiles:\n  p: {preset: bad, max_records: 3}\n")
 
     assert f"profiles.p.interval_s (set by preset 'bad' in {preset}):" in message
-    assert "must be greater than 0 (got -1)" in message
+    assert "must be at least 0.0001 (got -1)" in message
 
 
 # --- ${VAR} expansion -----------------------------------------------------------------------------
@@ -359,7 +359,7 @@ def test_seed_mode_reads_the_seed_env_vars() -> None:
         (
             {"MAX_RECORDS_PER_BATCH": "0", "MIN_RECORDS_PER_BATCH": "0"},
             "environment: profiles.default.min_records (from MIN_RECORDS_PER_BATCH): must be at"
-            " least 1 (got '0')",
+            " least 1 (got '0') (+1 more problem)",
         ),
     ],
 )

@@ -82,11 +82,11 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
         ),
         (
             "profiles:\n  p: {interval_s: 0, min_records: 1, max_records: 2}\n",
-            "profiles.p.interval_s: must be greater than 0 (got 0)",
+            "profiles.p.interval_s: must be at least 0.0001 (got 0)",
         ),
         (
             "profiles:\n  low: {interval_s: -1, min_records: 1, max_records: 2}\n",
-            "profiles.low.interval_s: must be greater than 0 (got -1)",
+            "profiles.low.interval_s: must be at least 0.0001 (got -1)",
         ),
         (
             "profiles:\n  p: {interval_s: .nan, min_records: 1, max_records: 2}\n",
@@ -163,7 +163,7 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
         (MINIMAL + "shutdown_timeout_s: 0\n", "shutdown_timeout_s: must be greater than 0 (got 0)"),
         (
             "profiles:\n  p: {interval_s: 0, min_records: 0, max_records: 2}\n",
-            "profiles.p.interval_s: must be greater than 0 (got 0) (+1 more problem)",
+            "profiles.p.interval_s: must be at least 0.0001 (got 0) (+1 more problem)",
         ),
         (
             "profiles:\n  p: {interval_s: 0, min_records: 0, max_records: x}\n",
