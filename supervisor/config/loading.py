@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -159,10 +160,26 @@ _NUMBER_PATTERNS: Final = {
 _without_sexagesimal(_Loader)
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""The largest config file or preset read: thousands of profiles fit in far less."""
+
+
 def _read_mapping(path: Path, label: str, *, config_file: bool = False) -> dict[Any, Any]:
-    """Read and parse a YAML file that must hold a mapping (an empty file is an empty one)."""
+    """Read and parse a YAML file that must hold a mapping (an empty file is an empty one): a
+    regular file of at most `MAX_CONFIG_BYTES` (a pipe would hold the read forever, a huge file
+    the memory)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        info = path.stat()  # before opening: opening a pipe waits for a writer
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(f"{label}: {what} — give the path of a YAML file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{label}: {info.st_size:,} bytes; a config file is at most"
+                f" {MAX_CONFIG_BYTES:,} — split the profiles over presets or processes"
+            )
+        with path.open("rb") as file:
+            text = file.read(MAX_CONFIG_BYTES + 1).decode("utf-8-sig")
     except FileNotFoundError:
         if config_file:
             raise ConfigError(

@@ -4,6 +4,7 @@ overrides, seed mode, the YAML reader and its errors; any input gives a Config o
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -385,7 +386,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="a directory — give the path of a YAML file"):
         Config.from_yaml(tmp_path, env={})
 
 
@@ -545,3 +546,21 @@ def test_any_text_yields_a_config_or_a_config_error(
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
 
     check_loads_or_fails_cleanly(path)
+
+
+def test_a_config_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    with pytest.raises(ConfigError, match="not a regular file — give the path of a YAML file"):
+        Config.from_yaml(fifo)
+
+
+def test_a_config_too_large_to_be_one_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    huge = tmp_path / "config.yaml"
+    with huge.open("w") as f:
+        f.write("profiles:\n")
+        line = "  p{}: {{interval_s: 1, min_records: 1, max_records: 1}}\n"
+        for i in range(100_000):
+            f.write(line.format(i))
+    with pytest.raises(ConfigError, match=r"bytes; a config file is at most 4,194,304"):
+        Config.from_yaml(huge)
