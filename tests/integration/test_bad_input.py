@@ -140,12 +140,12 @@ CONFIG_CASES = [
     ),
     bad_profile(
         "{interval_s: 0, min_records: 1, max_records: 2}",
-        ["profiles.p.interval_s: must be greater than 0 (got 0)"],
+        ["profiles.p.interval_s: must be at least 0.0001 (got 0)"],
         "interval-zero",
     ),
     bad_profile(
         "{interval_s: -0.5, min_records: 1, max_records: 2}",
-        ["profiles.p.interval_s: must be greater than 0 (got -0.5)"],
+        ["profiles.p.interval_s: must be at least 0.0001 (got -0.5)"],
         "interval-negative",
     ),
     bad_profile(
