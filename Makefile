@@ -18,13 +18,20 @@ CONFIG ?= config.yaml
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check 'uv==0.13.9'
 
-$(BIN)/streaming-producer: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+# Two environments in one .venv: `make run` installs the runtime dependencies only (no pytest,
+# mypy, moto...: a fresh clone streams in seconds), `--inexact` so that it never removes what
+# `make test` installed; `make test` (and `make env`) install the dev group as well.
+$(VENV)/.runtime: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --no-dev --inexact
 	@touch $@
 
-env: $(BIN)/streaming-producer
+$(VENV)/.dev: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@ $(VENV)/.runtime
 
-run: env
+env: $(VENV)/.dev
+
+run: $(VENV)/.runtime
 	$(BIN)/streaming-producer run --config $(CONFIG)
 
 test: env lint typecheck
