@@ -14,9 +14,13 @@ CONFIG ?= config.yaml
 
 .PHONY: run test unit integration lint typecheck bench env clean
 
+# A venv without pip of its own, filled by the interpreter's pip (~4 s instead of ~11 s); where
+# that pip is missing or too old for --python, the venv's own pip does it.
 .tools/bin/uv:
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet --disable-pip-version-check 'uv==0.13.9'
+	$(PYTHON) -m venv --without-pip .tools
+	$(PYTHON) -m pip --python .tools/bin/python install --quiet --disable-pip-version-check \
+	  'uv==0.13.9' 2>/dev/null || { .tools/bin/python -m ensurepip --default-pip >/dev/null \
+	  && .tools/bin/python -m pip install --quiet --disable-pip-version-check 'uv==0.13.9'; }
 
 # Two environments in one .venv: `make run` installs the runtime dependencies only (no pytest,
 # mypy, moto...: a fresh clone streams in seconds), `--inexact` so that it never removes what
