@@ -9,12 +9,15 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor import __version__
 from supervisor.config import Config, MetricsSettings
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
 from supervisor.telemetry import logs
+
+if TYPE_CHECKING:
+    from supervisor.telemetry.console import LiveStatus
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -165,7 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
         config = config.model_copy(update={"metrics": MetricsSettings()})
-    logs.configure(
+    args.for_people = logs.configure(
         fmt=args.log_format,
         level="debug" if args.debug else "info",
         static={"instance": config.instance},
@@ -216,11 +219,14 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    status = _live_status(args)
     try:
         async with contextlib.AsyncExitStack() as stack:
             if telemetry is not None:  # beats through the drain too: the loop is alive then
                 await stack.enter_async_context(telemetry.heartbeat.running())
-            code, _ = await serve(
+            if status is not None:
+                stack.enter_context(status)
+            code, summary = await serve(
                 config,
                 stop=stop,
                 force=force,
@@ -231,11 +237,28 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 telemetry=telemetry,
                 dry_run=sys.stdout.buffer if args.dry_run else None,
                 max_messages=args.max_messages,
+                watch=None if status is None else status.watch,
             )
     finally:
         if server is not None:
             await asyncio.to_thread(server.close)
+    if args.for_people:
+        from supervisor.telemetry.console import summary_table
+
+        summary_table(summary, exit_code=code, stream=sys.stderr)
     return code
+
+
+def _live_status(args: argparse.Namespace) -> LiveStatus | None:
+    """The refreshed-in-place status, only for a person at a terminal (and not when the dry
+    run's messages go to that same terminal)."""
+    if not (args.for_people and sys.stderr.isatty()):
+        return None
+    if args.dry_run and sys.stdout.isatty():
+        return None
+    from supervisor.telemetry.console import LiveStatus
+
+    return LiveStatus(sys.stderr)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

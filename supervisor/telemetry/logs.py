@@ -1,11 +1,11 @@
 """Logging: structlog configured once, for our events and for librdkafka's.
 
-Logs go to stderr, as the seed's `logging` setup did, so stdout stays free for data
-(`generate-dataset --out -`). The format is JSON lines when stderr is not a terminal (containers,
-files, pipes) and readable console lines on a terminal; `--log-format` forces either. Event names
-are stable snake_case with key=value fields; a profile task binds `profile=` through contextvars.
-librdkafka's own log lines arrive through the stdlib `logging` module (the producer's `logger`
-property) and are rendered by the same processors.
+Logs go to stderr, as the original producer's `logging` setup did, so stdout stays free for data
+(`run --dry-run`). The format is JSON lines when stderr is not a terminal (containers, files,
+pipes) and compact lines on a terminal (`supervisor.telemetry.console`); `--log-format` forces
+either. Event names are stable snake_case with key=value fields; a profile task binds
+`profile=` through contextvars. librdkafka's own log lines arrive through the stdlib `logging`
+module (the producer's `logger` property) and are rendered by the same processors.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from typing import Literal, TextIO
 
 import structlog
+
+from supervisor.telemetry.console import CompactRenderer, quiet_librdkafka
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -44,9 +46,10 @@ def configure(
     level: str = "info",
     stream: TextIO | None = None,
     static: Mapping[str, object] | None = None,
-) -> None:
+) -> bool:
     """Configure structlog and the stdlib root logger to write to `stream` (stderr); `static`
-    key/values (the instance id) go on every line, librdkafka's included."""
+    key/values (the instance id) go on every line, librdkafka's included. Returns whether the
+    lines are for a person (the console format) rather than JSON."""
     out: TextIO = stream if stream is not None else _Stderr()  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
@@ -66,10 +69,11 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # JSON keeps non-ASCII text as it is ("—", not "\u2014"): the same objects, readable bytes.
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(ensure_ascii=False)
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else CompactRenderer(colours=out.isatty(), debug=numeric_level <= logging.DEBUG)
     )
     tail: list[structlog.typing.Processor] = (
         [structlog.processors.dict_tracebacks, renderer] if as_json else [renderer]
@@ -88,12 +92,15 @@ def configure(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    if not as_json:
+        handler.addFilter(quiet_librdkafka)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
     # Botocore's own INFO/DEBUG lines (credential lookups, retries) are noise unless debugging.
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
+    return not as_json
 
 
 def get_logger(**initial: object) -> structlog.typing.FilteringBoundLogger:
