@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,8 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config",
         type=Path,
-        help="config file (default ./config.yaml; without one, the seed's environment variables"
-        " PRODUCE_INTERVAL, MIN_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH define one profile)",
+        help="config file (default ./config.yaml; without one, the original producer's"
+        " environment variables PRODUCE_INTERVAL, MIN_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH"
+        " and DATASET_URI define one profile)",
+    )
+    run.add_argument(
+        "--pid-file",
+        type=Path,
+        metavar="PATH",
+        help='write this process\'s id here while it runs (for `kill -HUP "$(cat PATH)"`)',
     )
     run.add_argument("--summary", type=Path, help="write a JSON run summary here at exit")
     run.add_argument(
@@ -149,18 +157,52 @@ def _positive_int(text: str) -> int:
     return value
 
 
+ENV_ONLY_VARS = (
+    "DATASET_URI",
+    "PRODUCE_INTERVAL",
+    "MIN_RECORDS_PER_BATCH",
+    "MAX_RECORDS_PER_BATCH",
+)
+"""The original producer's variables read only without a config file (the others,
+KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, ENDPOINT_URL, KEY and SECRET, win over a file too)."""
+
+
 def config_file(path: Path | None) -> Path | None:
     """The config file to read: the one given, else ./config.yaml if it exists, else none
-    (seed mode: the environment defines one profile)."""
+    (the environment then defines one profile, as for the original producer)."""
     if path is not None:
         return path
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
 def load_config(path: Path | None) -> Config:
-    """The config from `config_file(path)`, or from the seed's environment variables."""
+    """The config from `config_file(path)`, or from the original producer's environment
+    variables. Says which file was picked when none was named, and which of those variables a
+    file makes it ignore."""
     found = config_file(path)
-    return Config.from_env() if found is None else Config.from_yaml(found)
+    if found is None:
+        return Config.from_env()
+    ignored = [var for var in ENV_ONLY_VARS if os.environ.get(var)]
+    log = logs.get_logger()
+    if ignored:
+        log.warning(
+            "environment_ignored",
+            config=str(found),
+            variables=ignored,
+            note="a config file is in use; these apply only without one (pass the values in"
+            " the file, or run where there is no config.yaml)",
+        )
+    elif path is None:
+        log.info("config_found", config=str(found), note="./config.yaml, as no --config was given")
+    return Config.from_yaml(found)
+
+
+def _in_users_terms(message: str, args: argparse.Namespace) -> str:
+    """An error message naming the knob the user actually set: without a config file the
+    dataset comes from DATASET_URI, not `dataset.uri`."""
+    if args.command in ("run", "check", "rate") and config_file(args.config) is None:
+        return message.replace("dataset.uri", "DATASET_URI")
+    return message
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -179,8 +221,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop_factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with _pid_file(args.pid_file), asyncio.Runner(loop_factory=loop_factory) as runner:
         return int(runner.run(_run(config, args)))
+
+
+@contextlib.contextmanager
+def _pid_file(path: Path | None) -> Iterator[None]:
+    """This process's id in `path` while it runs (removed at exit if it is still ours)."""
+    if path is None:
+        yield
+        return
+    pid = str(os.getpid())
+    try:
+        path.write_text(pid + "\n", encoding="ascii")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write --pid-file {path}: {exc.strerror or exc} — choose another path"
+        ) from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text(encoding="ascii").strip() == pid:
+                path.unlink()
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
@@ -300,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = int(args.handler(args))
     except SupervisorError as exc:
-        log.error("fatal", error=str(exc), exit_code=int(exc.exit_code), exc_info=args.debug)
+        error = _in_users_terms(str(exc), args)
+        log.error("fatal", error=error, exit_code=int(exc.exit_code), exc_info=args.debug)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
