@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor import __version__
 from supervisor.config import Config, MetricsSettings
+from supervisor.config.loading import Overrides, load_env, load_yaml
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
 from supervisor.telemetry import logs
 
@@ -75,6 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help='write this process\'s id here while it runs (for `kill -HUP "$(cat PATH)"`)',
+    )
+    quick = run.add_argument_group(
+        "quick runs (no YAML needed; with a config file, these win over it and over the"
+        " environment)"
+    )
+    quick.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka brokers, or 'embedded'"
+    )
+    quick.add_argument("--topic", help="the topic of every profile that does not set its own")
+    quick.add_argument(
+        "--dataset", metavar="URI", help="s3://bucket/key or a CSV path (relative to here)"
+    )
+    quick.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="run this profile: the config file's of that name, else the preset (high, normal,"
+        " low, diurnal, burst, card-testing); repeat for several",
+    )
+    quick.add_argument(
+        "--interval", type=_positive_float, metavar="SECONDS", help="seconds between batches"
+    )
+    quick.add_argument("--min", type=_positive_int, metavar="N", help="fewest records a batch")
+    quick.add_argument("--max", type=_positive_int, metavar="N", help="most records a batch")
+    quick.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="TIME",
+        help="stop after this long (90, 90s, 5m, 1h), then drain and exit",
     )
     run.add_argument("--summary", type=Path, help="write a JSON run summary here at exit")
     run.add_argument(
@@ -147,6 +177,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90, 90s, 5m, 1h)"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -175,13 +219,26 @@ def config_file(path: Path | None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
-def load_config(path: Path | None) -> Config:
+def overrides(args: argparse.Namespace) -> Overrides:
+    """What `run`'s quick-run flags set (nothing for the other commands)."""
+    return Overrides(
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        topic=getattr(args, "topic", None),
+        dataset_uri=getattr(args, "dataset", None),
+        profiles=tuple(getattr(args, "profile", None) or ()),
+        interval_s=getattr(args, "interval", None),
+        min_records=getattr(args, "min", None),
+        max_records=getattr(args, "max", None),
+    )
+
+
+def load_config(path: Path | None, changes: Overrides | None = None) -> Config:
     """The config from `config_file(path)`, or from the original producer's environment
-    variables. Says which file was picked when none was named, and which of those variables a
-    file makes it ignore."""
+    variables, with the command line's `changes` on top. Says which file was picked when none
+    was named, and which of those variables a file makes it ignore."""
     found = config_file(path)
     if found is None:
-        return Config.from_env()
+        return load_env(overrides=changes)
     ignored = [var for var in ENV_ONLY_VARS if os.environ.get(var)]
     log = logs.get_logger()
     if ignored:
@@ -194,7 +251,7 @@ def load_config(path: Path | None) -> Config:
         )
     elif path is None:
         log.info("config_found", config=str(found), note="./config.yaml, as no --config was given")
-    return Config.from_yaml(found)
+    return load_yaml(found, overrides=changes)
 
 
 def _in_users_terms(message: str, args: argparse.Namespace) -> str:
@@ -207,7 +264,10 @@ def _in_users_terms(message: str, args: argparse.Namespace) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     args.config = config_file(args.config)  # kept: SIGHUP re-reads it
-    config = load_config(args.config)
+    changes = overrides(args)
+    config = load_config(args.config, changes)
+    # A reload re-reads the file alone: it would silently drop what the command line set.
+    args.reloadable = args.config is not None and changes == Overrides()
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
         config = config.model_copy(update={"metrics": MetricsSettings()})
     args.for_people = logs.configure(
@@ -274,6 +334,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     def on_hangup() -> None:
         if args.config is None:
             log.warning("reload_unavailable", note="no config file: running from the environment")
+        elif not args.reloadable:
+            log.warning("reload_unavailable", note="the command line sets part of the config")
         else:
             log.info("reload_requested", signal="SIGHUP", path=str(args.config))
             reload.set()
@@ -282,6 +344,16 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    if args.duration is not None:
+
+        def on_duration() -> None:
+            if not stop.is_set():
+                log.info("duration_reached", duration_s=args.duration)
+                if telemetry is not None:
+                    telemetry.shutdown_started()
+                stop.set()
+
+        loop.call_later(args.duration, on_duration)
     status = _live_status(args)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -295,7 +367,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 force=force,
                 startup_timeout_s=args.startup_timeout,
                 summary_path=args.summary,
-                config_path=args.config,
+                config_path=args.config if args.reloadable else None,
                 reload=reload,
                 telemetry=telemetry,
                 dry_run=sys.stdout.buffer if args.dry_run else None,
