@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
     check.add_argument(
+        "--dataset", metavar="URI", help="check this dataset instead (as `run --dataset`)"
+    )
+    check.add_argument(
         "--timeout",
         type=_positive_float,
         default=10.0,
@@ -162,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--rows", type=_positive_int, default=10_000, help="rows (default 10000)")
     gen.add_argument("--seed", type=int, default=42, help="RNG seed (default 42)")
-    gen.add_argument("--out", type=Path, required=True, help="output CSV path")
+    gen.add_argument("--out", type=Path, required=True, help="output CSV path, or - for stdout")
     gen.set_defaults(handler=_cmd_generate)
     return parser
 
@@ -400,7 +403,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from supervisor.checks import config_check_failed, run_checks
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, overrides(args))
     except ConfigError as exc:
         return config_check_failed(exc, out=sys.stdout)
     return run_checks(config, out=sys.stdout, timeout_s=args.timeout)
@@ -414,8 +417,21 @@ def _cmd_rate(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from supervisor.dataset.synth import write_csv
+    from supervisor.dataset import FIELDS
+    from supervisor.dataset.synth import generate, write_csv
 
+    if str(args.out) == "-":  # stdout, as the usual convention goes; logs stay on stderr
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        try:
+            writer.writerow(FIELDS)
+            writer.writerows(generate(args.rows, args.seed))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader had what it wanted
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     try:
         write_csv(args.out, rows=args.rows, seed=args.seed)
     except OSError as exc:
