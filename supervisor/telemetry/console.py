@@ -32,7 +32,7 @@ _PROFILE_COLOUR = "\x1b[36m"
 _ALWAYS_HIDDEN = frozenset({"timestamp", "level", "event", "profile", "logger", "instance"})
 # Per event, the fields a person wants on a terminal (the JSON line keeps them all).
 _SHOWN: Mapping[str, tuple[str, ...]] = {
-    "fleet_starting": ("config", "bootstrap_servers", "profiles", "max_messages"),
+    "fleet_starting": ("config", "bootstrap_servers", "max_messages"),
     "profile_started": ("topic", "records_per_s", "schedule", "scenario", "seed"),
     "profile_stats": (
         "delivered",
