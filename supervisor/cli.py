@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         " stops scheduling and flushes what is in flight (up to shutdown_timeout_s); a second"
         " one stops flushing at once and reports what was left undelivered. SIGHUP re-reads the"
         " config file and applies it live (so does any change to it with `reload: watch`).",
-        epilog=EPILOG,
+        epilog="examples:\n"
+        "  streaming-producer run                    # ./config.yaml\n"
+        "  streaming-producer run --bootstrap-servers localhost:9092 --topic transactions \\\n"
+        "      --dataset s3://bucket/transactions.csv --profile high --duration 60s\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
