@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,13 +79,15 @@ async def serve(
     dry_run: BinaryIO | None = None,
     max_messages: int | None = None,
     log_output: LogOutput | None = None,
+    watch: Callable[[Mapping[str, ProfileStats]], None] | None = None,
 ) -> tuple[ExitCode, dict[str, Any]]:
     """Run the fleet until `stop`; return the exit code and the run summary (all zeros when the
     run stopped before producing anything). Setting `reload` re-reads `config_path` and applies
     it to the running fleet (see `supervisor.reload`). With `dry_run`, messages are written there
     as JSON lines instead of to Kafka; with `max_messages`, the run stops after that many. `force`
     (a second signal) ends whatever stage of the stop is running. The summary counts the log lines
-    `log_output` could not write (`log_lines_dropped`), when there were any."""
+    `log_output` could not write (`log_lines_dropped`), when there were any. `watch` is handed the
+    fleet's live counters once they exist (the terminal's status view)."""
     log = get_logger()
     kafka = config.kafka
     sink = _sink(config, stop=stop, telemetry=telemetry, dry_run=dry_run)
@@ -112,6 +115,8 @@ async def serve(
     fleet = Fleet(config, dataset, sink, max_messages=max_messages)
     if telemetry is not None:
         telemetry.watch(fleet.stats)
+    if watch is not None:
+        watch(fleet.stats)
     started = fleet.clock()
     # One budget for the whole stop: shaped profiles' scheduled messages and the sink's flush
     # together end within shutdown_timeout_s of the first signal; a second one ends both at once.

@@ -9,15 +9,19 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from supervisor import __version__
 from supervisor.config import Config, MetricsSettings
+from supervisor.config.loading import Overrides, load_env, load_yaml
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
 from supervisor.signals import EarlySignals
 from supervisor.telemetry import logs
+
+if TYPE_CHECKING:
+    from supervisor.telemetry.console import LiveStatus
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -59,14 +63,53 @@ def build_parser() -> argparse.ArgumentParser:
         " stops scheduling and flushes what is in flight (up to shutdown_timeout_s); a second"
         " one stops flushing at once and reports what was left undelivered. SIGHUP re-reads the"
         " config file and applies it live (so does any change to it with `reload: watch`).",
-        epilog=EPILOG,
+        epilog="examples:\n"
+        "  streaming-producer run                    # ./config.yaml\n"
+        "  streaming-producer run --bootstrap-servers localhost:9092 --topic transactions \\\n"
+        "      --dataset s3://bucket/transactions.csv --profile high --duration 60s\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
         "--config",
         type=Path,
-        help="config file (default ./config.yaml; without one, the seed's environment variables"
-        " PRODUCE_INTERVAL, MIN_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH define one profile)",
+        help="config file (default ./config.yaml; without one, the original producer's"
+        " environment variables PRODUCE_INTERVAL, MIN_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH"
+        " and DATASET_URI define one profile)",
+    )
+    run.add_argument(
+        "--pid-file",
+        type=Path,
+        metavar="PATH",
+        help='write this process\'s id here while it runs (for `kill -HUP "$(cat PATH)"`)',
+    )
+    quick = run.add_argument_group(
+        "quick runs (no YAML needed; with a config file, these win over it and over the"
+        " environment)"
+    )
+    quick.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka brokers, or 'embedded'"
+    )
+    quick.add_argument("--topic", help="the topic of every profile that does not set its own")
+    quick.add_argument(
+        "--dataset", metavar="URI", help="s3://bucket/key or a CSV path (relative to here)"
+    )
+    quick.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="run this profile: the config file's of that name, else the preset (high, normal,"
+        " low, diurnal, burst, card-testing); repeat for several",
+    )
+    quick.add_argument(
+        "--interval", type=_positive_float, metavar="SECONDS", help="seconds between batches"
+    )
+    quick.add_argument("--min", type=_positive_int, metavar="N", help="fewest records a batch")
+    quick.add_argument("--max", type=_positive_int, metavar="N", help="most records a batch")
+    quick.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="TIME",
+        help="stop after this long (90, 90s, 5m, 1h), then drain and exit",
     )
     run.add_argument("--summary", type=Path, help="write a JSON run summary here at exit")
     run.add_argument(
@@ -101,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
     check.add_argument(
+        "--dataset", metavar="URI", help="check this dataset instead (as `run --dataset`)"
+    )
+    check.add_argument(
         "--timeout",
         type=_positive_float,
         default=10.0,
@@ -124,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--rows", type=_positive_int, default=10_000, help="rows (default 10000)")
     gen.add_argument("--seed", type=int, default=42, help="RNG seed (default 42)")
-    gen.add_argument("--out", type=Path, required=True, help="output CSV path")
+    gen.add_argument("--out", type=Path, required=True, help="output CSV path, or - for stdout")
     gen.set_defaults(handler=_cmd_generate)
     return parser
 
@@ -134,6 +180,20 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90, 90s, 5m, 1h)"
+        ) from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
@@ -149,18 +209,65 @@ def _positive_int(text: str) -> int:
     return value
 
 
+ENV_ONLY_VARS = (
+    "DATASET_URI",
+    "PRODUCE_INTERVAL",
+    "MIN_RECORDS_PER_BATCH",
+    "MAX_RECORDS_PER_BATCH",
+)
+"""The original producer's variables read only without a config file (the others,
+KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, ENDPOINT_URL, KEY and SECRET, win over a file too)."""
+
+
 def config_file(path: Path | None) -> Path | None:
     """The config file to read: the one given, else ./config.yaml if it exists, else none
-    (seed mode: the environment defines one profile)."""
+    (the environment then defines one profile, as for the original producer)."""
     if path is not None:
         return path
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
-def load_config(path: Path | None) -> Config:
-    """The config from `config_file(path)`, or from the seed's environment variables."""
+def overrides(args: argparse.Namespace) -> Overrides:
+    """What `run`'s quick-run flags set (nothing for the other commands)."""
+    return Overrides(
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        topic=getattr(args, "topic", None),
+        dataset_uri=getattr(args, "dataset", None),
+        profiles=tuple(getattr(args, "profile", None) or ()),
+        interval_s=getattr(args, "interval", None),
+        min_records=getattr(args, "min", None),
+        max_records=getattr(args, "max", None),
+    )
+
+
+def load_config(path: Path | None, changes: Overrides | None = None) -> Config:
+    """The config from `config_file(path)`, or from the original producer's environment
+    variables, with the command line's `changes` on top. Says which file was picked when none
+    was named, and which of those variables a file makes it ignore."""
     found = config_file(path)
-    return Config.from_env() if found is None else Config.from_yaml(found)
+    if found is None:
+        return load_env(overrides=changes)
+    ignored = [var for var in ENV_ONLY_VARS if os.environ.get(var)]
+    log = logs.get_logger()
+    if ignored:
+        log.warning(
+            "environment_ignored",
+            config=str(found),
+            variables=ignored,
+            note="a config file is in use; these apply only without one (pass the values in"
+            " the file, or run where there is no config.yaml)",
+        )
+    elif path is None:
+        log.info("config_found", config=str(found), note="./config.yaml, as no --config was given")
+    return load_yaml(found, overrides=changes)
+
+
+def _in_users_terms(message: str, args: argparse.Namespace) -> str:
+    """An error message naming the knob the user actually set: without a config file the
+    dataset comes from DATASET_URI, not `dataset.uri`."""
+    if args.command in ("run", "check", "rate") and config_file(args.config) is None:
+        return message.replace("dataset.uri", "DATASET_URI")
+    return message
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -169,7 +276,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.summary is not None:  # checked now, not found unwritable at the end of a long run
         args.summary = check_summary_path(args.summary)
     args.config = config_file(args.config)  # kept: SIGHUP re-reads it
-    config = load_config(args.config)
+    changes = overrides(args)
+    config = load_config(args.config, changes)
+    # A reload re-reads the file alone: it would silently drop what the command line set.
+    args.reloadable = args.config is not None and changes == Overrides()
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
         config = config.model_copy(update={"metrics": MetricsSettings()})
     args.log_output = logs.configure(
@@ -183,8 +293,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop_factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with _pid_file(args.pid_file), asyncio.Runner(loop_factory=loop_factory) as runner:
         return int(runner.run(_run(config, args)))
+
+
+@contextlib.contextmanager
+def _pid_file(path: Path | None) -> Iterator[None]:
+    """This process's id in `path` while it runs (removed at exit if it is still ours)."""
+    if path is None:
+        yield
+        return
+    pid = str(os.getpid())
+    try:
+        path.write_text(pid + "\n", encoding="ascii")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write --pid-file {path}: {exc.strerror or exc} — choose another path"
+        ) from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text(encoding="ascii").strip() == pid:
+                path.unlink()
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
@@ -215,6 +346,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     def on_hangup() -> None:
         if args.config is None:
             log.warning("reload_unavailable", note="no config file: running from the environment")
+        elif not args.reloadable:
+            log.warning("reload_unavailable", note="the command line sets part of the config")
         else:
             log.info("reload_requested", signal="SIGHUP", path=str(args.config))
             reload.set()
@@ -225,27 +358,57 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     for early in args.early.received if args.early is not None else ():
         on_signal(early.name)  # asked for while the process was starting
+    if args.duration is not None:
+
+        def on_duration() -> None:
+            if not stop.is_set():
+                log.info("duration_reached", duration_s=args.duration)
+                if telemetry is not None:
+                    telemetry.shutdown_started()
+                stop.set()
+
+        loop.call_later(args.duration, on_duration)
+    status = _live_status(args)
     try:
         async with contextlib.AsyncExitStack() as stack:
             if telemetry is not None:  # beats through the drain too: the loop is alive then
                 await stack.enter_async_context(telemetry.heartbeat.running())
-            code, _ = await serve(
+            if status is not None:
+                stack.enter_context(status)
+            code, summary = await serve(
                 config,
                 stop=stop,
                 force=force,
                 startup_timeout_s=args.startup_timeout,
                 summary_path=args.summary,
-                config_path=args.config,
+                config_path=args.config if args.reloadable else None,
                 reload=reload,
                 telemetry=telemetry,
                 dry_run=sys.stdout.buffer if args.dry_run else None,
                 max_messages=args.max_messages,
                 log_output=args.log_output,
+                watch=None if status is None else status.watch,
             )
     finally:
         if server is not None:
             await asyncio.to_thread(server.close)
+    if args.log_output.for_people:
+        from supervisor.telemetry.console import summary_table
+
+        summary_table(summary, exit_code=code, stream=cast(TextIO, args.log_output))
     return code
+
+
+def _live_status(args: argparse.Namespace) -> LiveStatus | None:
+    """The refreshed-in-place status, only for a person at a terminal (and not when the dry
+    run's messages go to that same terminal)."""
+    if not (args.log_output.for_people and args.log_output.isatty()):
+        return None
+    if args.dry_run and sys.stdout.isatty():
+        return None
+    from supervisor.telemetry.console import LiveStatus
+
+    return LiveStatus(sys.stderr)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -253,7 +416,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     out = cast(TextIO, _Stdout())
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, overrides(args))
     except ConfigError as exc:
         return config_check_failed(exc, out=out)
     return run_checks(config, out=out, timeout_s=args.timeout)
@@ -299,8 +462,21 @@ class _Stdout(io.TextIOBase):
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from supervisor.dataset.synth import write_csv
+    from supervisor.dataset import FIELDS
+    from supervisor.dataset.synth import generate, write_csv
 
+    if str(args.out) == "-":  # stdout, as the usual convention goes; logs stay on stderr
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        try:
+            writer.writerow(FIELDS)
+            writer.writerows(generate(args.rows, args.seed))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader had what it wanted
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     try:
         write_csv(args.out, rows=args.rows, seed=args.seed)
     except OSError as exc:
@@ -325,7 +501,8 @@ def main(argv: Sequence[str] | None = None, *, early: EarlySignals | None = None
     try:
         code = int(args.handler(args))
     except SupervisorError as exc:
-        log.error("fatal", error=str(exc), exit_code=int(exc.exit_code), exc_info=args.debug)
+        error = _in_users_terms(str(exc), args)
+        log.error("fatal", error=error, exit_code=int(exc.exit_code), exc_info=args.debug)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130

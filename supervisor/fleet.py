@@ -179,13 +179,21 @@ class Fleet:
     def _start(self, name: str, settings: ProfileSettings, config: Config) -> None:
         assert self._tg is not None
         halt = asyncio.Event()
+        stats = self._stats_of(name, settings)
+        if stats.delivered == 0 and stats.on_first_delivery is None:
+            loop = asyncio.get_running_loop()
+
+            def announce(stats: ProfileStats = stats) -> None:  # on the delivery thread
+                loop.call_soon_threadsafe(self._first_delivered, stats)
+
+            stats.on_first_delivery = announce
         runner = ProfileRunner(
             name,
             settings,
             _topic(settings, config),
             self.dataset,
             sender=self._sender,
-            stats=self._stats_of(name, settings),
+            stats=stats,
             instance=config.instance,
             fleet_stop=self._stop,
             drain_budget=self._drain_budget,
@@ -226,6 +234,17 @@ class Fleet:
                     return
                 stats.restarts += 1
                 self._log.info("profile_restarted", restarts=stats.restarts)
+
+    def _first_delivered(self, stats: ProfileStats) -> None:
+        """Log a profile's first acknowledged message: messages are flowing."""
+        since = None if stats.first_batch_at is None else self.clock() - stats.first_batch_at
+        latency = stats.latency.max
+        self._log.info(
+            "first_delivered",
+            profile=stats.name,
+            after_s=None if since is None else round(since, 3),
+            latency_ms=round(latency * 1000, 2) if latency else None,
+        )
 
     async def _report(self, stop: asyncio.Event) -> None:
         windows: dict[str, RateWindow] = {}

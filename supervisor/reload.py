@@ -8,7 +8,9 @@ schedule; the dataset is reloaded only when its settings changed.
 
 Watching polls a digest of the file's content once a second rather than using inotify: content
 polling sees every way a file gets replaced (editors' rename-over saves, Kubernetes ConfigMap
-symlink swaps, bind mounts from the host) and costs one small read per second.
+symlink swaps, bind mounts from the host) and costs one small read per second. New content is
+applied once two checks in a row see it, so a save caught half written is not read (and refused)
+before it is whole: a change takes one to two seconds to apply.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Reloader:
         self._load = load
         self._log = get_logger()
         self._digest = _digest(path)
+        self._settling: bytes | None = None
+        """Content seen changed at the last check, applied if the next check sees it again."""
 
     async def run(self, trigger: asyncio.Event, stop: asyncio.Event) -> None:
         """Reload each time `trigger` is set (SIGHUP), and on content changes when the current
@@ -86,12 +90,17 @@ class Reloader:
                     digest = await in_thread(_digest, self.path, stop=stop, name="reload-watch")
                 except Stopped:
                     return
-                if digest is not None and digest != self._digest:
+                if digest is None or digest == self._digest:
+                    self._settling = None
+                elif digest == self._settling:  # the same new content a whole check later
                     await self.reload(stop, reason="file_changed")
+                else:  # changed, maybe half written: applied once it holds still for a check
+                    self._settling = digest
 
     async def reload(self, stop: asyncio.Event, *, reason: str) -> ReloadPlan | None:
         """Re-read the file and apply it; None when refused (or stopping meanwhile). Whatever goes
         wrong before the new config is applied is a refusal: the fleet keeps its current one."""
+        self._settling = None
         try:
             return await self._reload(stop, reason)
         except Stopped:

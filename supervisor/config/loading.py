@@ -10,6 +10,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,21 +41,93 @@ _SEED_PROFILE_VARS: Final = (
 )
 
 
-def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """`Config.from_yaml`: the config file at `path`, with `env` (default `os.environ`)."""
+_FLAGS: Final = {"interval_s": "--interval", "min_records": "--min", "max_records": "--max"}
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """What the command line sets (`run --bootstrap-servers ... --profile high`): it wins over
+    the environment, which wins over the file. `profiles` names the profiles to run: each is the
+    file's profile of that name, else the preset of that name; `interval_s`, `min_records` and
+    `max_records` then apply to each of them, or, without `profiles`, define one profile named
+    `cli` (`min_records` defaulting to 1 and `max_records` to `min_records`)."""
+
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+    dataset_uri: str | None = None
+    profiles: tuple[str, ...] = ()
+    interval_s: float | None = None
+    min_records: int | None = None
+    max_records: int | None = None
+
+    def _profiles(self, raw: dict[Any, Any], notes: dict[Loc, str]) -> dict[Any, Any]:
+        shape = {
+            key: value
+            for key, value in (
+                ("interval_s", self.interval_s),
+                ("min_records", self.min_records),
+                ("max_records", self.max_records),
+            )
+            if value is not None
+        }
+        if not self.profiles and not shape:
+            return raw
+        if self.profiles:
+            existing = raw.get("profiles")
+            if not isinstance(existing, dict):
+                existing = {}
+            chosen = {
+                name: {**(existing.get(name) or {"preset": name}), **shape}
+                for name in self.profiles
+            }
+        else:
+            shape.setdefault("min_records", 1)
+            shape.setdefault("max_records", shape["min_records"])
+            chosen = {"cli": shape}
+        for name in chosen:
+            for key in shape:
+                notes[("profiles", name, key)] = f"from {_FLAGS[key]}"
+        return {**raw, "profiles": chosen}
+
+    def _connections(self, raw: dict[Any, Any], notes: dict[Loc, str]) -> dict[Any, Any]:
+        for value, path, flag in (
+            (self.bootstrap_servers, ("kafka", "bootstrap_servers"), "--bootstrap-servers"),
+            (self.topic, ("kafka", "topic"), "--topic"),
+        ):
+            if value:
+                raw = _set_in(raw, path, value)
+                notes[path] = f"from {flag}"
+        if self.dataset_uri:  # relative to the working directory, as a shell user means it
+            raw = _resolve_dataset_uri(
+                _set_in(raw, ("dataset", "uri"), self.dataset_uri), Path.cwd()
+            )
+            notes[("dataset", "uri")] = "from --dataset"
+        return raw
+
+
+def load_yaml(
+    path: Path, env: Mapping[str, str] | None = None, overrides: Overrides | None = None
+) -> Config:
+    """`Config.from_yaml`: the config file at `path`, with `env` (default `os.environ`) and the
+    command line's `overrides`."""
     env = os.environ if env is None else env
+    overrides = overrides or Overrides()
     label = str(path)
     raw = _expand_env_refs(_read_mapping(path, label, config_file=True), env, label)
     notes: dict[Loc, str] = {}
+    raw = overrides._profiles(raw, notes)
     raw = _apply_presets(raw, path.parent, env, label, notes)
     raw = _apply_env_overrides(raw, env, notes)
     raw = _resolve_dataset_uri(raw, path.parent)
+    raw = overrides._connections(raw, notes)
     return validate(raw, label, notes).with_source(label)
 
 
-def load_env(env: Mapping[str, str] | None = None) -> Config:
-    """`Config.from_env`: the seed's single-profile mode, from `env` (default `os.environ`)."""
+def load_env(env: Mapping[str, str] | None = None, overrides: Overrides | None = None) -> Config:
+    """`Config.from_env`: the original producer's single-profile mode, from `env` (default
+    `os.environ`), with the command line's `overrides`."""
     env = os.environ if env is None else env
+    overrides = overrides or Overrides()
     notes: dict[Loc, str] = {}
     profile: dict[str, str] = {}
     for var, key, default in _SEED_PROFILE_VARS:
@@ -67,8 +140,11 @@ def load_env(env: Mapping[str, str] | None = None) -> Config:
     }
     if env.get("DATASET_URI"):
         notes[("dataset", "uri")] = "from DATASET_URI"
+    raw = overrides._profiles(raw, notes)
+    raw = _apply_presets(raw, Path.cwd(), env, "command line", notes)
     raw = _apply_env_overrides(raw, env, notes)
     raw = _resolve_dataset_uri(raw, Path.cwd())
+    raw = overrides._connections(raw, notes)
     return validate(raw, "environment", notes).with_source("environment")
 
 

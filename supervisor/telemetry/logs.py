@@ -1,11 +1,11 @@
 """Logging: structlog configured once, for our events and for librdkafka's.
 
-Logs go to stderr, as the seed's `logging` setup did, so stdout stays free for data
-(`generate-dataset --out -`). The format is JSON lines when stderr is not a terminal (containers,
-files, pipes) and readable console lines on a terminal; `--log-format` forces either. Event names
-are stable snake_case with key=value fields; a profile task binds `profile=` through contextvars.
-librdkafka's own log lines arrive through the stdlib `logging` module (the producer's `logger`
-property) and are rendered by the same processors.
+Logs go to stderr, as the original producer's `logging` setup did, so stdout stays free for data
+(`run --dry-run`). The format is JSON lines when stderr is not a terminal (containers, files,
+pipes) and compact lines on a terminal (`supervisor.telemetry.console`); `--log-format` forces
+either. Event names are stable snake_case with key=value fields; a profile task binds
+`profile=` through contextvars. librdkafka's own log lines arrive through the stdlib `logging`
+module (the producer's `logger` property) and are rendered by the same processors.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from typing import Literal, TextIO
 
 import structlog
+
+from supervisor.telemetry.console import CompactRenderer, quiet_librdkafka
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -44,6 +46,8 @@ class LogOutput:
 
     def __init__(self) -> None:
         self.dropped = 0
+        self.for_people = False
+        """Whether its lines are for a person (the console format) rather than JSON."""
 
     def write(self, text: str) -> int:
         try:
@@ -81,8 +85,9 @@ def configure(
     static: Mapping[str, object] | None = None,
 ) -> LogOutput:
     """Configure structlog and the stdlib root logger to write to `stream` (stderr); `static`
-    key/values (the instance id) go on every line, librdkafka's included. Returns the output,
-    which counts the lines it could not write."""
+    key/values (the instance id) go on every line, librdkafka's included. Returns the output:
+    whether its lines are for a person (the console format) rather than JSON, and how many it
+    could not write."""
     output = LogOutput()
     out: TextIO = stream if stream is not None else output  # type: ignore[assignment]
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
@@ -103,14 +108,17 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # JSON keeps non-ASCII text as it is ("—", not "\u2014"): the same objects, readable bytes.
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(ensure_ascii=False)
         if as_json
-        else structlog.dev.ConsoleRenderer(
-            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
+        else CompactRenderer(colours=out.isatty(), debug=numeric_level <= logging.DEBUG)
     )
-    tail: list[structlog.typing.Processor] = [_DICT_TRACEBACKS, renderer] if as_json else [renderer]
+    tail: list[structlog.typing.Processor] = (
+        [_DICT_TRACEBACKS, renderer]
+        if as_json
+        else [structlog.processors.format_exc_info, renderer]  # plain text: no frame locals
+    )
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(), *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
@@ -125,6 +133,8 @@ def configure(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    if not as_json:
+        handler.addFilter(quiet_librdkafka)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
@@ -132,6 +142,7 @@ def configure(
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
     logging.raiseExceptions = False  # a handler that cannot write must not print about it
+    output.for_people = not as_json
     return output
 
 

@@ -193,6 +193,9 @@ class DeliveryStats:
     1,000 msg/s a sample is as informative and the delivery thread stays cheap."""
     _countdown: int = field(default=1, init=False, repr=False)
     """Deliveries until the next latency observation; only `record_delivered` touches it."""
+    on_first_delivery: Callable[[], None] | None = field(default=None, repr=False)
+    """Called once, on the delivery thread, when the first message is acknowledged (the fleet
+    logs `first_delivered`); it must only hand over to the event loop."""
 
     def __post_init__(self) -> None:
         if self.latency_every < 1:
@@ -212,6 +215,8 @@ class DeliveryStats:
         if self._countdown:
             return False
         self._countdown = self.latency_every
+        if self.delivered == 1 and self.on_first_delivery is not None:  # the first delivery
+            self.on_first_delivery()  # always comes here: `_countdown` starts at 1
         return True
 
     def record_latency(self, latency_s: float | None) -> None:

@@ -118,3 +118,47 @@ def test_rate_prints_each_profile_and_the_fleet_by_the_seed_formula(
     assert rows["normal"][4] == "11.00"  # (1 + 10) / 2 / 0.5
     assert rows["low"][4] == "1.50"  # (1 + 5) / 2 / 2.0
     assert "87.50" in rows["fleet"]
+
+
+def test_a_config_file_in_use_names_the_environment_variables_it_makes_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text(
+        "profiles:\n  only: {interval_s: 1, min_records: 1, max_records: 1}\n"
+    )
+    monkeypatch.setenv("PRODUCE_INTERVAL", "0.2")
+    monkeypatch.setenv("DATASET_URI", "elsewhere.csv")
+    code = main(["rate", "--log-format", "json"])
+    assert code == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    event = json.loads(line)
+    assert event["event"] == "environment_ignored"
+    assert event["variables"] == ["DATASET_URI", "PRODUCE_INTERVAL"]
+
+
+def test_without_a_config_file_a_dataset_error_names_dataset_uri_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATASET_URI", "missing.csv")
+    code = main(["run", "--dry-run", "--log-format", "json"])
+    assert code == ExitCode.BAD_INPUT
+    fatal = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert fatal["error"].endswith("file not found — fix DATASET_URI")
+
+
+def test_the_pid_file_is_removed_at_exit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "dataset: {uri: %s}\nprofiles:\n  p: {interval_s: 0.01, min_records: 1, max_records: 1}\n"
+        % (Path(__file__).parents[2] / "data" / "transactions.csv")
+    )
+    pid = tmp_path / "run.pid"
+    args = ["run", "--config", str(config), "--dry-run", "--max-messages", "2"]
+    code = main([*args, "--pid-file", str(pid), "--log-format", "json"])
+    assert code == 0
+    assert not pid.exists()
+    assert '"event": "fleet_stopped"' in capsys.readouterr().err

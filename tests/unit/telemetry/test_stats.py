@@ -119,3 +119,12 @@ def test_rate_window_reports_rates_since_last_line() -> None:
     }
     s.produced = 150
     assert w.advance(s, now=15.0)["produced_per_s"] == 10.0
+
+
+def test_the_first_delivery_is_announced_once_whatever_the_latency_sampling() -> None:
+    calls: list[int] = []
+    stats = DeliveryStats("p", latency_every=3)
+    stats.on_first_delivery = lambda: calls.append(stats.delivered)
+    for _ in range(7):
+        stats.record_delivered()
+    assert calls == [1]
