@@ -330,7 +330,13 @@ class RateCurve:
                 self._next_segment()
             else:
                 self._seek(t)
+        # What is left after whole cycles and segments were subtracted is the asked work up to
+        # float rounding once it is this small: the answer is then where the walk stands, not
+        # past a pause that begins there.
+        rounding = work * 1e-12
         while True:
+            if work <= rounding:
+                return t
             slope = self._slope
             fx = self._fa + slope * (t - self._a)
             b = self._b
