@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from realservices import free_port
 from tests.integration.cli_process import ROOT, CliProcess
 from tests.integration.test_fraud_streams import new_topic  # noqa: F401 - a fixture
 
@@ -240,3 +246,81 @@ def test_summary_scores_the_detector_exactly(
     assert proc.named("evaluation_listening")
     assert proc.named("evaluation_stats")
     assert proc.named("evaluation_stopped")[0]["true_alerts"] == expected["true_alerts"]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The evaluation's series on /metrics, by name and labels as written."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streaming_producer_evaluation_")
+    }
+
+
+def test_the_example_detector_is_scored_in_the_metrics_and_the_summary(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    new_topic: Any,  # noqa: F811
+) -> None:
+    events, alerts = new_topic("events"), new_topic("alerts")
+    # The shipped example config, pointed at this broker and made quicker: an attack a second.
+    config = yaml.safe_load((ROOT / "examples" / "evaluation.yaml").read_text())
+    port = free_port()
+    config["kafka"] = {"bootstrap_servers": kafka_bootstrap, "topic": events}
+    config["dataset"]["uri"] = str(DATASET)
+    config["metrics"]["port"] = port
+    config["stats_interval_s"] = 0.5
+    config["evaluation"].update(alerts_topic=alerts, timeout_s=5)
+    shop = config["profiles"]["shop"]
+    shop.update(interval_s=0.05)
+    shop["scenario"].update(every_s=1, window_s=1)
+    path = tmp_path / "evaluation.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    detector = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "card_testing_detector.py"),
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--topic",
+            events,
+            "--alerts-topic",
+            alerts,
+            "--from-beginning",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    summary_path = tmp_path / "summary.json"
+    proc = CliProcess(["run", "--config", str(path), "--summary", str(summary_path)])
+    try:
+        proc.wait_for(
+            lambda e: e.get("event") == "evaluation_stats" and e["true_alerts"] >= 10, timeout_s=60
+        )
+        series = scrape(port)
+
+        def value(name: str, label: str) -> float:
+            return next(v for k, v in series.items() if k.startswith(name + "{") and label in k)
+
+        assert value("streaming_producer_evaluation_alerts_total", 'outcome="true"') >= 10
+        detections = value("streaming_producer_evaluation_detections_total", "card-testing")
+        assert detections >= 10
+        ttd = "streaming_producer_evaluation_time_to_detect_seconds_count"
+        assert value(ttd, "card-testing") == detections
+        assert proc.sigterm_and_wait(timeout_s=60) == 0, proc.log()
+    finally:
+        proc.stop()
+        detector.send_signal(signal.SIGTERM)
+        _, err = detector.communicate(timeout=30)
+    assert detector.returncode == 0, err.decode()
+
+    evaluation = json.loads(summary_path.read_text())["evaluation"]
+    assert evaluation["true_alerts"] >= 10
+    assert evaluation["unknown_alerts"] == 0
+    assert evaluation["precision"] is not None
+    card_testing = evaluation["scenarios"]["card-testing"]
+    assert 0 < card_testing["recall"] <= 1
+    assert card_testing["occurrences_detected"] > 0
+    assert card_testing["time_to_detect_ms"]["max"] >= card_testing["time_to_detect_ms"]["p50"]
