@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from supervisor.dataset.codec import ID_SPAN
 
@@ -58,6 +58,23 @@ class SentLog:
             return
         s, e = _ID_START, _ID_END
         ids = [v[s:e] for v in values] if count == len(values) else [v[s:e] for v in values[:count]]
+        self._batches.append(SentBatch(at_ms, ids, fraud))
+        self.last_ms = at_ms
+
+    def sent_messages(
+        self,
+        messages: Sequence[Sequence[Any]],
+        count: int,
+        at_ms: int,
+        fraud: Sequence[FraudSent] = (),
+    ) -> None:
+        """`sent` for rows whose value is their second item (a shaped stream's `Outgoing`)."""
+        if count == 0:
+            return
+        s, e = _ID_START, _ID_END
+        ids = [m[1][s:e] for m in messages] if count == len(messages) else None
+        if ids is None:
+            ids = [m[1][s:e] for m in messages[:count]]
         self._batches.append(SentBatch(at_ms, ids, fraud))
         self.last_ms = at_ms
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
@@ -168,11 +168,10 @@ class ProfileRunner:
             rows = rows[: budget.available(len(rows))]
             values, keys = builder.build(rows)
             keyed = no_key if keys is None else keys
-            if sent_log is not None:  # evaluated: one clock read and one id slice per message
+            if sent_log is not None:  # evaluated: one clock read, one id slice per message
                 stamp = sent_log.clock_ms()
-                producer_time = repeat(stamp)
             batch = zip(topic, values, keyed, headers, producer_time, strict=False)
-            sent = await send(events, batch, len(values), halt)
+            sent = await send(events, batch, len(values), halt, stamp)
             if sent_log is not None:
                 sent_log.sent(values, sent.done, stamp)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
@@ -245,16 +244,15 @@ class ProfileRunner:
     ) -> Sequence[Outgoing]:
         sent_log = self._sent_log
         if sent_log is None or channel is self._labels:
-            rows: Iterable[Row] = map(_ROW, messages)
+            rows: map[Row] = map(_ROW, messages)
             sent = await self._sender.send(channel, rows, len(messages), stop)
             stream.produced(messages[: sent.done], sent.rejected, self.stats, special)
             return messages[sent.done :]
         stamp = sent_log.clock_ms()
-        rows = ((m[0], m[1], m[2], m[3], m[4] or stamp) for m in messages)
-        sent = await self._sender.send(channel, rows, len(messages), stop)
+        sent = await self._sender.send(channel, map(_ROW, messages), len(messages), stop, stamp)
         fraud: list[FraudSent] = []
         stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
-        sent_log.sent([m[1] for m in messages], sent.done, stamp, fraud)
+        sent_log.sent_messages(messages, sent.done, stamp, fraud)
         return messages[sent.done :]
 
     async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:
