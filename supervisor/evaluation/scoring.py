@@ -13,9 +13,10 @@ sent, each alert is exactly one of:
 Precision is true / (true + false); recall is detected / fraud events sent. Time to detect is the
 alert's time minus the event's sent time (`SentLog`), over true alerts.
 
-Bounded memory: an event is remembered (its id and sent time, ~110 bytes) for `2 * timeout_s` after
-it was sent, which is how long a late alert is still told apart from an unknown one; the fraud
-events' scenario and occurrence, and the ids already alerted, expire with it. Counts are kept,
+Bounded memory: an event is remembered (its id and sent time, ~130 bytes) for `2 * timeout_s` after
+it was sent (to the next `GENERATION_MS`), which is how long a late alert is still told apart from
+an unknown one; the fraud events' scenario and occurrence, and the ids already alerted, expire with
+it. Counts are kept,
 never the events. Times to detect are kept exactly up to `SAMPLES` per scenario, then sampled
 (reservoir), so percentiles stay exact on any run a test makes and approximate on a long one.
 
@@ -28,6 +29,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Final
 
 from supervisor.evaluation.ledger import SentBatch
@@ -36,6 +38,8 @@ SAMPLES: Final = 100_000
 """Times to detect kept exactly per scenario before sampling."""
 TTD_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, math.inf)
 """Bounds of the time-to-detect histogram in the metrics (seconds)."""
+GENERATION_MS: Final = 250
+"""The span of one slice of the index of sent events: what expiry drops at once."""
 UNKNOWN_GRACE_MS: Final = 2000
 """An alert naming an id not (yet) known waits this long for the batch that sent it to be indexed
 (the detector can read a message before its batch's send has returned) before it is unknown."""
@@ -94,15 +98,16 @@ class Scorer:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_ms = round(timeout_s * 1000)
         self._keep_ms = 2 * self.timeout_ms
-        self._sent: dict[bytes, int] = {}
-        """id -> sent time (ms) of every event sent in the last 2 * timeout_s (the first send of
-        an id sent twice, e.g. a `duplicates` copy)."""
-        self._batches: deque[SentBatch] = deque()
-        """The indexed batches, oldest first, for expiry."""
+        self._generations: deque[tuple[int, dict[bytes, int]]] = deque()
+        """(start ms, id -> sent ms) of the events sent in each slice of `GENERATION_MS`, oldest
+        first: indexing is one C-level `dict.update` per batch, expiry drops whole slices, and a
+        lookup tries every slice (oldest first: an id sent twice is timed from its first send)."""
         self._fraud: dict[bytes, tuple[str, bytes]] = {}
+        self._fraud_order: deque[tuple[int, bytes]] = deque()
         self._occurrences: dict[bytes, list[Any]] = {}
         """occurrence id -> [kind, latest sent ms, detected]."""
-        self._alerted: set[bytes] = set()
+        self._alerted: dict[bytes, int] = {}
+        """id -> sent ms of the events already alerted."""
         self._waiting: deque[tuple[int, bytes, int]] = deque()
         """(received ms, id, alert ms) of alerts naming an id not known yet."""
         self.scenarios: dict[str, ScenarioScore] = {}
@@ -121,14 +126,16 @@ class Scorer:
 
     def index(self, batches: list[SentBatch]) -> None:
         """Know the events of `batches` (from `SentLog.take`)."""
-        sent = self._sent
+        generations = self._generations
         for batch in batches:
             at = batch.at_ms
+            if not generations or at - generations[-1][0] >= GENERATION_MS:
+                generations.append((at, {}))
+            generations[-1][1].update(zip(batch.ids, repeat(at)))
             self.events += len(batch.ids)
-            for id_ in batch.ids:
-                sent.setdefault(id_, at)
             for fraud in batch.fraud:
                 self._fraud[fraud.id] = (fraud.kind, fraud.occurrence)
+                self._fraud_order.append((at, fraud.id))
                 score = self._score(fraud.kind)
                 score.events += 1
                 occurrence = self._occurrences.get(fraud.occurrence)
@@ -137,22 +144,30 @@ class Scorer:
                     score.occurrences += 1
                 else:
                     occurrence[1] = at
-            self._batches.append(batch)
+
+    def _sent_ms(self, id_: bytes) -> int | None:
+        for _, generation in self._generations:
+            at = generation.get(id_)
+            if at is not None:
+                return at
+        return None
 
     def expire(self, now_ms: int) -> None:
-        """Forget the events sent more than 2 * timeout_s before `now_ms`."""
+        """Forget the events sent more than 2 * timeout_s before `now_ms` (a slice at a time)."""
         horizon = now_ms - self._keep_ms
-        batches, sent, fraud, alerted = self._batches, self._sent, self._fraud, self._alerted
-        while batches and batches[0].at_ms < horizon:
-            batch = batches.popleft()
-            at = batch.at_ms
-            for id_ in batch.ids:
-                if sent.get(id_) == at:
-                    del sent[id_]
-                    alerted.discard(id_)
-            for f in batch.fraud:
-                fraud.pop(f.id, None)
-        stale = [o for o, (_, last, _) in self._occurrences.items() if last < horizon]
+        generations = self._generations
+        dropped = False
+        while len(generations) > 1 and generations[1][0] <= horizon:
+            generations.popleft()
+            dropped = True
+        if not dropped:
+            return
+        oldest = generations[0][0] if generations else now_ms
+        fraud, order = self._fraud, self._fraud_order
+        while order and order[0][0] < oldest:
+            fraud.pop(order.popleft()[1], None)
+        self._alerted = {i: at for i, at in self._alerted.items() if at >= oldest}
+        stale = [o for o, (_, last, _) in self._occurrences.items() if last < oldest]
         for occurrence in stale:
             del self._occurrences[occurrence]
 
@@ -164,10 +179,11 @@ class Scorer:
         if id_ is None:
             self.unreadable_alerts += 1
             return
-        if id_ not in self._sent:
+        sent_ms = self._sent_ms(id_)
+        if sent_ms is None:
             self._waiting.append((received_ms, id_, alert_ms))
             return
-        self._judge(id_, alert_ms)
+        self._judge(id_, sent_ms, alert_ms)
 
     def settle(self, now_ms: int | None = None) -> None:
         """Judge the alerts waiting for their id to be known: now known, or waited long enough
@@ -176,25 +192,26 @@ class Scorer:
         kept: deque[tuple[int, bytes, int]] = deque()
         while waiting:
             received, id_, alert_ms = waiting.popleft()
-            if id_ in self._sent:
-                self._judge(id_, alert_ms)
+            sent_ms = self._sent_ms(id_)
+            if sent_ms is not None:
+                self._judge(id_, sent_ms, alert_ms)
             elif now_ms is None or now_ms - received >= UNKNOWN_GRACE_MS:
                 self.unknown_alerts += 1
             else:
                 kept.append((received, id_, alert_ms))
         self._waiting = kept
 
-    def _judge(self, id_: bytes, alert_ms: int) -> None:
+    def _judge(self, id_: bytes, sent_ms: int, alert_ms: int) -> None:
         if id_ in self._alerted:
             self.duplicate_alerts += 1
             return
-        self._alerted.add(id_)
+        self._alerted[id_] = sent_ms
         fraud = self._fraud.get(id_)
         if fraud is None:
             self.false_alerts += 1
             return
         kind, occurrence_id = fraud
-        ttd = alert_ms - self._sent[id_]
+        ttd = alert_ms - sent_ms
         if ttd > self.timeout_ms:
             self.late_alerts += 1
             return
@@ -218,7 +235,7 @@ class Scorer:
     @property
     def remembered(self) -> int:
         """Events currently remembered (for the memory bound's tests and the stats line)."""
-        return len(self._sent)
+        return sum(len(generation) for _, generation in self._generations)
 
     def snapshot(self) -> dict[str, Any]:
         """The summary's `evaluation` entry."""

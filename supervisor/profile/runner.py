@@ -28,7 +28,7 @@ from supervisor.profile.events import EventBuilder
 from supervisor.profile.pacing import Pacer
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.schedule import curve_for
-from supervisor.profile.stream import LABEL, Outgoing, ProfileStream
+from supervisor.profile.stream import DUPLICATE, LABEL, Outgoing, ProfileStream
 from supervisor.sinks.contract import Headers
 from supervisor.sinks.sender import Channel, Row, Sender
 from supervisor.telemetry.logs import get_logger
@@ -252,7 +252,11 @@ class ProfileRunner:
         sent = await self._sender.send(channel, map(_ROW, messages), len(messages), stop, stamp)
         fraud: list[FraudSent] = []
         stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
-        sent_log.sent_messages(messages, sent.done, stamp, fraud)
+        if self.settings.duplicates is None:
+            sent_log.sent_messages(messages, sent.done, stamp, fraud)
+        else:  # a copy is the same event again: its alert is timed from the original's send
+            originals = [m for m in messages[: sent.done] if DUPLICATE not in m.tally]
+            sent_log.sent_messages(originals, len(originals), stamp, fraud)
         return messages[sent.done :]
 
     async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:
