@@ -99,7 +99,7 @@ def bytes_per_event(events: int = 200_000, batch: int = 1000) -> float:
 
 
 def run(ctx: Context) -> GroupResult:
-    rounds, messages = (1, 100_000) if ctx.quick else (3, 300_000)
+    rounds, messages = (1, 100_000) if ctx.quick else (5, 300_000)
     result = GroupResult(
         "evaluation",
         method="in-process serve() under uvloop, evaluation on vs off; "
