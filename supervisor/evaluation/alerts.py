@@ -221,7 +221,8 @@ class Evaluation:
                 )
                 for kind, score in sorted(s.scenarios.items())
             ]
-            precision = s.snapshot()["precision"]
+            judged = s.true_alerts + s.false_alerts
+            precision = s.true_alerts / judged if judged else None
         alerts = CounterMetricFamily(
             f"{prefix}_alerts",
             "Alerts the detector under test wrote, by outcome (true, false, late, duplicate,"

@@ -324,3 +324,21 @@ def test_the_example_detector_is_scored_in_the_metrics_and_the_summary(
     assert 0 < card_testing["recall"] <= 1
     assert card_testing["occurrences_detected"] > 0
     assert card_testing["time_to_detect_ms"]["max"] >= card_testing["time_to_detect_ms"]["p50"]
+
+
+def test_check_reports_a_missing_alerts_topic(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    new_topic: Any,  # noqa: F811
+) -> None:
+    events = new_topic("events")
+    missing = f"alerts-{uuid.uuid4().hex[:8]}"
+    config = write_config(tmp_path / "config.yaml", topic=events, alerts=missing)
+    proc = CliProcess(["check", "--config", str(config)], env={"BROKERS": kafka_bootstrap})
+    try:
+        assert proc.wait(timeout_s=60) != 0
+    finally:
+        proc.stop()
+    lines = proc.output().splitlines()
+    assert any(line.startswith(f"✓ topic    {events}:") for line in lines), lines
+    assert any(line.startswith(f"✗ topic    {missing}: does not exist") for line in lines), lines
