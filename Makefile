@@ -11,8 +11,9 @@ export UV_PYTHON := $(PYTHON)
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
+BOOTSTRAP ?= localhost:9092
 
-.PHONY: run test unit integration lint typecheck bench env clean
+.PHONY: run detector test unit integration lint typecheck bench env clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -26,6 +27,12 @@ env: $(BIN)/streaming-producer
 
 run: env
 	$(BIN)/streaming-producer run --config $(CONFIG)
+
+# The example detector under test (docs/evaluation.md): `make detector` next to
+# `make run CONFIG=examples/evaluation.yaml`.
+detector: env
+	$(BIN)/python examples/card_testing_detector.py --bootstrap-servers $(BOOTSTRAP) \
+		--topic transactions --alerts-topic fraud-alerts
 
 test: env lint typecheck
 	$(BIN)/pytest
