@@ -9,8 +9,9 @@ export UV_PYTHON := $(PYTHON)
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
+BOOTSTRAP ?= localhost:9092
 
-.PHONY: run test unit integration lint typecheck bench env clean
+.PHONY: run detector test unit integration lint typecheck bench env clean
 
 # A venv without pip of its own, filled by the interpreter's pip (~4 s instead of ~11 s); where
 # that pip is missing or too old for --python, the venv's own pip does it.
@@ -38,6 +39,12 @@ env: $(VENV)/.dev
 
 run: $(VENV)/.runtime
 	$(BIN)/streaming-producer run --config $(CONFIG)
+
+# The example detector under test (docs/evaluation.md): `make detector` next to
+# `make run CONFIG=examples/evaluation.yaml`.
+detector: env
+	$(BIN)/python examples/card_testing_detector.py --bootstrap-servers $(BOOTSTRAP) \
+		--topic transactions --alerts-topic fraud-alerts
 
 test: env lint typecheck
 	$(BIN)/pytest

@@ -16,7 +16,9 @@ from typing import Any, BinaryIO
 
 from supervisor.config import Config
 from supervisor.dataset import Dataset, load_dataset
-from supervisor.errors import ExitCode
+from supervisor.errors import ConfigError, ExitCode
+from supervisor.evaluation import Evaluation
+from supervisor.evaluation.alerts import consumer_config
 from supervisor.fleet import Fleet
 from supervisor.lifecycle import ShutdownBudget, Stopped, in_thread
 from supervisor.profile.stream import check_scenarios
@@ -100,6 +102,7 @@ async def serve(
         producer_config=None if dry_run is not None else kafka.redacted_config(),
         max_messages=max_messages,
     )
+    evaluation = _evaluation(config, dry_run=dry_run is not None)
     try:
         dataset = await load(config, stop=stop, telemetry=telemetry)
     except Stopped:
@@ -110,13 +113,17 @@ async def serve(
             crashed=False,
             reader_closed=False,
             log_output=log_output,
+            evaluation=None,
         )
     check_scenarios(config, dataset)
-    fleet = Fleet(config, dataset, sink, max_messages=max_messages)
+    sent_log = None if evaluation is None else evaluation.sent
+    fleet = Fleet(config, dataset, sink, max_messages=max_messages, sent_log=sent_log)
     if telemetry is not None:
         telemetry.watch(fleet.stats)
     if watch is not None:
         watch(fleet.stats)
+    if telemetry is not None and evaluation is not None:
+        telemetry.watch_evaluation(evaluation)
     started = fleet.clock()
     # One budget for the whole stop: shaped profiles' scheduled messages and the sink's flush
     # together end within shutdown_timeout_s of the first signal; a second one ends both at once.
@@ -133,7 +140,12 @@ async def serve(
                 if telemetry is not None:
                     telemetry.kafka_reachable(True)
                 started = fleet.clock()
+                if evaluation is not None:
+                    evaluation.start()
                 async with asyncio.TaskGroup() as tg:
+                    if evaluation is not None:
+                        interval_s = config.stats_interval_s
+                        tg.create_task(evaluation.report(stop, interval_s), name="evaluation")
                     if config_path is not None and reload is not None:
                         reloader = Reloader(
                             config_path, fleet, load=partial(load, stop=stop, telemetry=telemetry)
@@ -144,6 +156,8 @@ async def serve(
                 log.info("fleet_draining", in_flight=in_flight, timeout_s=budget.remaining_s())
         finally:
             await sink.close(budget)
+            if evaluation is not None:  # alerts on what was sent, within what is left of budget
+                await evaluation.finish(budget)
 
     now = fleet.clock()
     result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)
@@ -153,6 +167,7 @@ async def serve(
         crashed=bool(fleet.crashed),
         reader_closed=sink.reader_closed,
         log_output=log_output,
+        evaluation=evaluation,
     )
 
 
@@ -163,12 +178,16 @@ def _conclude(
     crashed: bool,
     reader_closed: bool,
     log_output: LogOutput | None,
+    evaluation: Evaluation | None,
 ) -> tuple[ExitCode, dict[str, Any]]:
     """Log the final counters, write the summary, and say how the run ends."""
     log = get_logger()
     document = result.as_dict()
     if log_output is not None and log_output.dropped:
         document["log_lines_dropped"] = log_output.dropped
+    if evaluation is not None:
+        document["evaluation"] = evaluation.summary()
+        log.info("evaluation_stopped", **evaluation.line())
     for name, fields in result.profile_fields().items():
         log.info("profile_stopped", profile=name, **fields)
     log.info("fleet_stopped", **result.total_fields())
@@ -191,6 +210,23 @@ def _conclude(
         log.warning("messages_not_delivered", **shortfall)
         return ExitCode.UNDELIVERED, document
     return ExitCode.OK, document
+
+
+def _evaluation(config: Config, *, dry_run: bool) -> Evaluation | None:
+    """The run's evaluation of the detector under test, when configured and there is a cluster
+    for the detector to read and write."""
+    settings = config.evaluation
+    if settings is None:
+        return None
+    if dry_run:
+        get_logger().warning("evaluation_off", reason="a dry run sends nothing to a detector")
+        return None
+    if config.kafka.is_embedded:
+        raise ConfigError(
+            "evaluation needs a Kafka cluster the detector can reach: set kafka.bootstrap_servers"
+            " (the embedded mock cluster lives inside this process)"
+        )
+    return Evaluation(settings, consumer_config(config))
 
 
 def _sink(

@@ -218,6 +218,8 @@ def _kafka_checks(config: Config, timeout_s: float) -> Iterator[Check]:
     )
     for topic in topics:
         yield _topic_check(admin, metadata, topic, timeout_s)
+    if config.evaluation is not None:  # where the detector under test writes its alerts
+        yield _topic_check(admin, metadata, config.evaluation.alerts_topic, timeout_s)
 
 
 def _topic_check(

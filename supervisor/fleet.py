@@ -19,6 +19,7 @@ import structlog
 
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import Dataset
+from supervisor.evaluation.ledger import SentLog
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.runner import ProfileRunner
 from supervisor.sinks.contract import Sink
@@ -86,8 +87,11 @@ class Fleet:
         clock: Clock = time.monotonic,
         restart_policy: RestartPolicy | None = None,
         max_messages: int | None = None,
+        sent_log: SentLog | None = None,
     ) -> None:
+        """`sent_log`: where profiles record what they send, when the run is evaluated."""
         self.config = config
+        self._sent_log = sent_log
         self.dataset = dataset
         self.clock = clock
         self.restart_policy = restart_policy or RestartPolicy()
@@ -198,6 +202,7 @@ class Fleet:
             fleet_stop=self._stop,
             drain_budget=self._drain_budget,
             clock=self.clock,
+            sent_log=self._sent_log,
         )
         task = self._tg.create_task(self._supervise(runner, halt), name=f"profile:{name}")
         self._running[name] = _Running(runner, halt, task)

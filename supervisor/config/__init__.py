@@ -17,6 +17,7 @@ The package's modules, from the bottom up:
 - `loading`: reading YAML, `${VAR}` expansion, presets, env overrides (behind `Config.from_*`).
 """
 
+from supervisor.config.evaluation import EvaluationSettings
 from supervisor.config.loading import find_preset
 from supervisor.config.models import (
     DEFAULT_DATASET_URI,
@@ -68,6 +69,7 @@ __all__ = [
     "DatasetSettings",
     "DiurnalSchedule",
     "Duplicates",
+    "EvaluationSettings",
     "IdMode",
     "KafkaSettings",
     "KafkaTimestampMode",

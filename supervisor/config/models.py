@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from supervisor.config.evaluation import EvaluationSettings
 from supervisor.config.streams import (
     Duplicates,
     IdMode,
@@ -291,6 +292,8 @@ class Config(BaseModel):
     None takes the host name (a container's or pod's name)."""
     reload: Literal["signal", "watch"] = "signal"
     """`signal`: re-read the config file on SIGHUP; `watch`: also whenever its content changes."""
+    evaluation: EvaluationSettings | None = None
+    """Score the detector under test from its alerts topic (docs/evaluation.md); None: off."""
 
     _source: str = PrivateAttr(default=DEFAULT_SOURCE)
 
@@ -332,6 +335,20 @@ class Config(BaseModel):
                     " starting with a letter or digit"
                 )
         return profiles
+
+    @model_validator(mode="after")
+    def _check_evaluated_ids(self) -> Config:
+        # An alert names a transaction by id: with `id: keep` a sampled row's id repeats, and an
+        # alert could not say which of its sends it flags.
+        if self.evaluation is not None:
+            kept = [name for name, p in self.profiles.items() if p.id != "fresh"]
+            if kept:
+                raise ValueError(
+                    f"evaluation needs every profile to send unique ids: set 'id: fresh' in"
+                    f" {', '.join(repr(n) for n in kept)} (with 'id: keep' a sampled row's id"
+                    " repeats, and an alert naming it could not be attributed)"
+                )
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path, env: Mapping[str, str] | None = None) -> Config:

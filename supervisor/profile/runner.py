@@ -22,12 +22,13 @@ from operator import itemgetter
 
 from supervisor.config import ProfileSettings
 from supervisor.dataset import Dataset
+from supervisor.evaluation.ledger import FraudSent, SentLog
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.events import EventBuilder
 from supervisor.profile.pacing import Pacer
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.schedule import curve_for
-from supervisor.profile.stream import LABEL, Outgoing, ProfileStream
+from supervisor.profile.stream import DUPLICATE, LABEL, Outgoing, ProfileStream
 from supervisor.sinks.contract import Headers
 from supervisor.sinks.sender import Channel, Row, Sender
 from supervisor.telemetry.logs import get_logger
@@ -53,9 +54,13 @@ class ProfileRunner:
         fleet_stop: asyncio.Event,
         drain_budget: Callable[[], ShutdownBudget],
         clock: Clock = time.monotonic,
+        sent_log: SentLog | None = None,
     ) -> None:
         """`drain_budget()` is asked, once the profile stops, for the budget within which a shaped
-        profile sends what it already scheduled."""
+        profile sends what it already scheduled. With `sent_log` (an evaluated run) each batch of
+        events is recorded there, and the messages the producer would stamp carry the batch's send
+        time as their Kafka timestamp instead, so a detector and the evaluation agree on it."""
+        self._sent_log = sent_log
         self.name = name
         self.settings = settings
         self.topic = topic
@@ -153,6 +158,7 @@ class ProfileRunner:
         topic, headers = repeat(self.topic), repeat(self._headers)
         no_key, producer_time = repeat(None), repeat(0)
         sampler, builder = self._sampling(rng)
+        sent_log, stamp = self._sent_log, 0
         while await self._until(pacer.next_at, halt):
             if self._tick(pacer) is not None:  # same schedule, new rows
                 sampler, builder = self._sampling(rng)
@@ -162,8 +168,12 @@ class ProfileRunner:
             rows = rows[: budget.available(len(rows))]
             values, keys = builder.build(rows)
             keyed = no_key if keys is None else keys
+            if sent_log is not None:  # evaluated: one clock read, one id slice per message
+                stamp = sent_log.clock_ms()
             batch = zip(topic, values, keyed, headers, producer_time, strict=False)
-            sent = await send(events, batch, len(values), halt)
+            sent = await send(events, batch, len(values), halt, stamp)
+            if sent_log is not None:
+                sent_log.sent(values, sent.done, stamp)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
                 return
 
@@ -232,9 +242,21 @@ class ProfileRunner:
         stop: asyncio.Event,
         special: Sequence[int] | None = None,
     ) -> Sequence[Outgoing]:
-        rows: map[Row] = map(_ROW, messages)
-        sent = await self._sender.send(channel, rows, len(messages), stop)
-        stream.produced(messages[: sent.done], sent.rejected, self.stats, special)
+        sent_log = self._sent_log
+        if sent_log is None or channel is self._labels:
+            rows: map[Row] = map(_ROW, messages)
+            sent = await self._sender.send(channel, rows, len(messages), stop)
+            stream.produced(messages[: sent.done], sent.rejected, self.stats, special)
+            return messages[sent.done :]
+        stamp = sent_log.clock_ms()
+        sent = await self._sender.send(channel, map(_ROW, messages), len(messages), stop, stamp)
+        fraud: list[FraudSent] = []
+        stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
+        if self.settings.duplicates is None:
+            sent_log.sent_messages(messages, sent.done, stamp, fraud)
+        else:  # a copy is the same event again: its alert is timed from the original's send
+            originals = [m for m in messages[: sent.done] if DUPLICATE not in m.tally]
+            sent_log.sent_messages(originals, len(originals), stamp, fraud)
         return messages[sent.done :]
 
     async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:

@@ -33,6 +33,7 @@ from supervisor.dataset.codec import (
     with_amount,
 )
 from supervisor.errors import DatasetError
+from supervisor.evaluation.ledger import FraudSent
 from supervisor.profile.events import fresh_uuids
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
@@ -161,12 +162,14 @@ class ProfileStream:
         rejected: Sequence[int],
         stats: ProfileStats,
         special: Sequence[int] | None = None,
+        fraud: list[FraudSent] | None = None,
     ) -> None:
         """Account for `messages`, which the producer accepted (but the positions `rejected`):
         count what each is (late, reordered, duplicate, fraud) and schedule the label of each
         fraud event, now that the event itself is out. `special`, when given, lists the only
         positions that can carry any of that (`self.special` after a tick), so that a tick's
-        plain events cost nothing here."""
+        plain events cost nothing here. `fraud`, when given (an evaluated run), gets each fraud
+        event produced."""
         positions: Sequence[int] = range(len(messages)) if special is None else special
         for i in positions:
             if i >= len(messages):
@@ -183,6 +186,11 @@ class ProfileStream:
                     stats.duplicates += 1
             if scenario is not None:
                 stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
+                if fraud is not None:
+                    message = messages[i]
+                    occurrence = next(v for k, v in message.headers if k == "scenario_id")
+                    assert isinstance(occurrence, bytes)
+                    fraud.append(FraudSent(id_of(message.value), scenario, occurrence))
             if label is not None:
                 self.schedule(*label)
 

@@ -119,11 +119,17 @@ class Sender:
         return Channel(stats, self._sink.reporter(stats), budgeted, rejected)
 
     async def send(
-        self, channel: Channel, rows: Iterable[Row], count: int, stop: asyncio.Event
+        self,
+        channel: Channel,
+        rows: Iterable[Row],
+        count: int,
+        stop: asyncio.Event,
+        stamp_ms: int = 0,
     ) -> Sent:
         """Produce the `count` messages of `rows` in order, waiting for space while the sink's
         queue is full; stop early when `stop` is set while waiting, or when the budget allows
-        fewer."""
+        fewer. `stamp_ms`, when not 0, is the Kafka timestamp of the rows that have none (an
+        evaluated run stamps a batch with its send time, `supervisor.evaluation.ledger`)."""
         budget = self._budget
         taken = budget.take(count) if channel.budgeted else count
         sink = self._sink
@@ -138,7 +144,7 @@ class Sender:
                 while True:
                     stats.produced += 1
                     try:
-                        produce(topic, value, key, headers, report, timestamp_ms)
+                        produce(topic, value, key, headers, report, timestamp_ms or stamp_ms)
                     except BufferError:  # the sink's queue is full: backpressure
                         stats.produced -= 1
                         await sink.wait_for_space(stop)

@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -63,6 +63,12 @@ _BROKER_LABELS: Final = ("broker", "broker_id", "instance_id")
 _BROKER_UP_STATES: Final = frozenset({"UP", "UPDATE"})
 _go_float = cast(Callable[[float], str], floatToGoString)  # untyped upstream
 """How prometheus_client writes a float (`+Inf`, `1e-05`...): bucket bounds match its own."""
+
+
+class EvaluationSeries(Protocol):
+    """What scores the detector under test, as the collector reads it at scrape time."""
+
+    def collect(self, instance: str) -> Iterator[Metric]: ...
 
 
 # --- librdkafka statistics -----------------------------------------------------------------------
@@ -218,6 +224,7 @@ class Telemetry:
         self.librdkafka = LibrdkafkaStats(clock=clock)
         self._profiles: Mapping[str, ProfileStats] = {}
         self._dataset: tuple[int, int] | None = None
+        self._evaluation: EvaluationSeries | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         if process_metrics:  # process_*, python_gc_*, python_info: CPU, memory, open files
@@ -231,6 +238,10 @@ class Telemetry:
         """Expose these counters (the fleet's `stats`, by profile name) from now on. The mapping
         is read at every scrape, so profiles a reload adds to it appear without another call."""
         self._profiles = profiles
+
+    def watch_evaluation(self, evaluation: EvaluationSeries) -> None:
+        """Expose the evaluation's series (`supervisor.evaluation`) from now on."""
+        self._evaluation = evaluation
 
     def dataset_loaded(self, *, rows: int, invalid_rows: int) -> None:
         """Record the loaded dataset's size; the process can now be ready."""
@@ -278,6 +289,8 @@ class Telemetry:
         yield in_flight
         yield latency
         yield from self._collect_scenarios(profiles, instance)
+        if self._evaluation is not None:
+            yield from self._evaluation.collect(instance)
 
         yield from self._collect_process(instance)
         yield from self._collect_librdkafka(instance)

@@ -31,6 +31,9 @@ import pytest
 import yaml
 
 from supervisor.config import Config
+from supervisor.config.evaluation import EvaluationSettings
+from supervisor.evaluation import Evaluation
+from supervisor.evaluation.scoring import ScenarioScore
 from supervisor.telemetry.metrics import Telemetry
 from supervisor.telemetry.stats import ProfileStats
 
@@ -384,6 +387,9 @@ def exposed_metric_names() -> set[str]:
         "rtt": {"cnt": 1, "avg": 1, "p99": 1},
     }
     telemetry.librdkafka.update(json.dumps({"msg_cnt": 0, "brokers": {"b/1": broker}}))
+    evaluation = Evaluation(EvaluationSettings(alerts_topic="alerts"), {})
+    evaluation._scorer.scenarios["velocity"] = ScenarioScore()
+    telemetry.watch_evaluation(evaluation)
     return {sample.name for family in telemetry.collect() for sample in family.samples}
 
 
