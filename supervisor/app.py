@@ -123,7 +123,13 @@ async def serve(
             await sink.close(budget)
 
     now = fleet.clock()
-    result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)
+    split = config.shard.split
+    result = RunSummary.of(
+        list(fleet.stats.values()),
+        elapsed_s=now - started,
+        now=now,
+        shard=(split.index, split.count),
+    )
     document = result.as_dict()
     for name, fields in result.profile_fields().items():
         log.info("profile_stopped", profile=name, **fields)

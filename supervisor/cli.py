@@ -165,11 +165,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
         config = config.model_copy(update={"metrics": MetricsSettings()})
-    logs.configure(
-        fmt=args.log_format,
-        level="debug" if args.debug else "info",
-        static={"instance": config.instance},
-    )
+    static = {"instance": config.instance}
+    if not config.shard.split.alone:
+        static["shard"] = str(config.shard.split)
+    logs.configure(fmt=args.log_format, level="debug" if args.debug else "info", static=static)
     try:
         import uvloop
 
@@ -190,7 +189,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     telemetry: Telemetry | None = None
     server: MetricsServer | None = None
     if config.metrics.port is not None:
-        telemetry = Telemetry(instance_id=config.instance)
+        split = config.shard.split
+        telemetry = Telemetry(instance_id=config.instance, shard=(split.index, split.count))
         server = MetricsServer(telemetry, host=config.metrics.host, port=config.metrics.port)
         server.start()
         log.info("metrics_serving", url=server.url, paths=["/metrics", "/healthz", "/readyz"])

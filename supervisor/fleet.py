@@ -190,6 +190,7 @@ class Fleet:
             fleet_stop=self._stop,
             drain_budget=self._drain_budget,
             clock=self.clock,
+            shard=config.shard.split,
         )
         task = self._tg.create_task(self._supervise(runner, halt), name=f"profile:{name}")
         self._running[name] = _Running(runner, halt, task)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from supervisor.config.shard import ShardSettings
 from supervisor.config.streams import (
     Duplicates,
     IdMode,
@@ -288,6 +289,8 @@ class Config(BaseModel):
     None takes the host name (a container's or pod's name)."""
     reload: Literal["signal", "watch"] = "signal"
     """`signal`: re-read the config file on SIGHUP; `watch`: also whenever its content changes."""
+    shard: Annotated[ShardSettings, BeforeValidator(none_as_empty)] = ShardSettings()
+    """Which of several processes running this config this one is (see `config.shard`)."""
 
     _source: str = PrivateAttr(default=DEFAULT_SOURCE)
 
