@@ -97,13 +97,6 @@ class ProfileRunner:
         rng = random.Random(shard.seed(settings.seed))
         wall_start = time.time()
         curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
-        pacer = Pacer(
-            settings.interval_s,
-            clock=self._clock,
-            curve=curve,
-            stride=shard.count,
-            phase=shard.index,
-        )
         stats.stopped_at = None
         self._log.info(
             "profile_started",
@@ -120,6 +113,7 @@ class ProfileRunner:
             scenario=None if settings.scenario is None else settings.scenario.kind,
         )
         try:
+            stream = None
             if settings.shapes_events:
                 stream = ProfileStream(
                     self.name,
@@ -130,6 +124,16 @@ class ProfileRunner:
                     headers=self._headers,
                     wall_start_s=wall_start,
                 )
+            # After the stream's setup (its scenario indexes the dataset): the first deadline is
+            # not already late by it.
+            pacer = Pacer(
+                settings.interval_s,
+                clock=self._clock,
+                curve=curve,
+                stride=shard.count,
+                phase=shard.index,
+            )
+            if stream is not None:
                 await self._run_stream(stream, pacer, halt)
             else:
                 await self._run_sampled(rng, pacer, halt)
