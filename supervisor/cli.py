@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorErr
 from supervisor.telemetry import logs
 
 DEFAULT_CONFIG = Path("config.yaml")
+HEALTH_PORT_ENV = "HEALTH_PORT"
+"""Also serve /healthz, /readyz and /metrics on this port (see `_served_ports`)."""
 
 EPILOG = """exit codes:
   0  stopped on request, every message delivered
@@ -187,13 +190,16 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     stop, force, reload = asyncio.Event(), asyncio.Event(), asyncio.Event()
     # The metrics endpoint starts first so /healthz and /readyz answer during the dataset load.
     telemetry: Telemetry | None = None
-    server: MetricsServer | None = None
-    if config.metrics.port is not None:
+    servers: list[MetricsServer] = []
+    ports = [] if args.dry_run else _served_ports(config.metrics.port, os.environ)
+    if ports:
         split = config.shard.split
         telemetry = Telemetry(instance_id=config.instance, shard=(split.index, split.count))
-        server = MetricsServer(telemetry, host=config.metrics.host, port=config.metrics.port)
-        server.start()
-        log.info("metrics_serving", url=server.url, paths=["/metrics", "/healthz", "/readyz"])
+    for port in ports:
+        assert telemetry is not None
+        servers.append(MetricsServer(telemetry, host=config.metrics.host, port=port))
+        servers[-1].start()
+        log.info("metrics_serving", url=servers[-1].url, paths=["/metrics", "/healthz", "/readyz"])
 
     def on_signal(name: str) -> None:
         if telemetry is not None:
@@ -233,9 +239,23 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 max_messages=args.max_messages,
             )
     finally:
-        if server is not None:
+        for server in servers:
             await asyncio.to_thread(server.close)
     return code
+
+
+def _served_ports(metrics_port: int | None, env: Mapping[str, str]) -> list[int]:
+    """`metrics.port`, and env `HEALTH_PORT` when set to another port: the container image sets
+    it, so that its health check and Kubernetes' probes find /healthz and /readyz whatever the
+    config says about metrics."""
+    ports = [] if metrics_port is None else [metrics_port]
+    text = env.get(HEALTH_PORT_ENV, "").strip()
+    if text:
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise ConfigError(f"{HEALTH_PORT_ENV}: {text!r} is not a TCP port (1-65535)")
+        if int(text) not in ports:
+            ports.append(int(text))
+    return ports
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
