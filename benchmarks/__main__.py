@@ -8,6 +8,7 @@ Groups (`--only NAME`, repeatable or comma-separated; `--list` shows them):
   scale            1, 10, 100, 1,000 profiles at the normal preset
   dataset          load + validate of 10k and 1M rows from S3; start to first message
   producer_choice  AIOProducer vs the sync Producer (benchmarks/producer_choice.py)
+  shards           1 vs 2 shard processes of one config at saturation, aggregate msg/s
 
 Every group starts its own Tansu broker (and moto S3 server) on loopback and stops them by PID.
 Prints one table per measurement and the targets met / not met, and writes
@@ -31,7 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dataset, presets, producer_choice, rate, scale, schedule, throughput
+from benchmarks import (
+    dataset,
+    presets,
+    producer_choice,
+    rate,
+    scale,
+    schedule,
+    shards,
+    throughput,
+)
 from benchmarks.harness import (
     RESULTS_DIR,
     ROOT,
@@ -50,6 +60,7 @@ GROUPS: dict[str, Callable[[Context], GroupResult]] = {
     "scale": scale.run,
     "dataset": dataset.run,
     "producer_choice": producer_choice.run,
+    "shards": shards.run,
 }
 ALIASES: dict[str, tuple[str, ...]] = {
     "cadence": ("presets", "rate", "schedule"),
