@@ -21,6 +21,7 @@ import pytest
 from realservices import Record, consume_all, create_topic
 from tests.conftest import _delete_topic
 from tests.integration.cli_process import ROOT, CliProcess
+from tests.integration.test_reload import ONE, config_text, refused_reload
 
 DATASET = ROOT / "data" / "transactions.csv"
 SHARDS = 3
@@ -160,3 +161,13 @@ def test_a_seeded_shard_repeats_its_sequence(
 
 def steady_values(records: list[Record]) -> list[bytes]:
     return [r.value for r in records if r.headers["profile"] == b"steady"]
+
+
+def test_a_reload_cannot_change_the_shard(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
+) -> None:
+    text = config_text(kafka_bootstrap, topic, ONE) + "shard: {index: 0, count: 2}\n"
+    edited = text.replace("index: 0", "index: 1")
+    proc, refused = refused_reload(cli_processes, tmp_path / "config.yaml", text, edited)
+    assert refused["error"].startswith("shard changed"), refused
+    assert proc.sigterm_and_wait() == 0, proc.log()
