@@ -48,8 +48,9 @@ def deadlines(pacer: Pacer, n: int) -> list[float]:
         None,
         {"kind": "burst", "every_s": 10, "duration_s": 2, "factor": 4, "offset_s": 0},
         {"kind": "ramp", "from": 0, "to": 3, "duration_s": 20},
+        {"kind": "ramp", "from": 1, "to": 0, "duration_s": 3},  # then no deadline: inf
     ],
-    ids=["constant", "burst", "ramp-from-0"],
+    ids=["constant", "burst", "ramp-from-0", "ramp-to-0"],
 )
 @pytest.mark.parametrize("count", [2, 3, 7])
 def test_the_shards_deadlines_together_are_the_single_instances(
