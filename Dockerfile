@@ -43,9 +43,13 @@ LABEL org.opencontainers.image.title="streaming-producer" \
       org.opencontainers.image.description="Streams sampled transaction events into Kafka, one task per profile" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# HEALTH_PORT: /healthz, /readyz (and /metrics) are served on 9464 whatever the mounted config says
+# about `metrics`, so the HEALTHCHECK below and Kubernetes' probes work with any valid config. A
+# config's own metrics.port, when another, is served as well.
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    HEALTH_PORT=9464
 
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN groupadd --system --gid 10001 app \
@@ -63,7 +67,7 @@ RUN python -m compileall -q supervisor
 
 USER 10001:10001
 
-# /metrics, /healthz and /readyz (config: metrics.port).
+# /metrics, /healthz and /readyz (HEALTH_PORT, and the config's metrics.port when it is the same).
 EXPOSE 9464
 
 # No init process (tini) is needed: the program runs as PID 1 and handles SIGTERM and SIGINT itself
@@ -72,10 +76,11 @@ EXPOSE 9464
 # to swallow signals.
 STOPSIGNAL SIGTERM
 
-# Liveness from the event loop's heartbeat; stdlib only (the slim image has no curl or wget).
-# urlopen raises on any status but 2xx, and the exit code follows.
+# Liveness from the event loop's heartbeat, on HEALTH_PORT (9464 unless `-e HEALTH_PORT=...`);
+# stdlib only (the slim image has no curl or wget). urlopen raises on any status but 2xx, and the
+# exit code follows.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('HEALTH_PORT') or '9464'), timeout=4)"]
 
 ENTRYPOINT ["streaming-producer"]
 CMD ["run", "--config", "/app/config.yaml"]

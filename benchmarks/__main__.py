@@ -9,6 +9,7 @@ Groups (`--only NAME`, repeatable or comma-separated; `--list` shows them):
   dataset          load + validate of 10k and 1M rows from S3; start to first message
   producer_choice  AIOProducer vs the sync Producer (benchmarks/producer_choice.py)
   evaluation       throughput with `evaluation:` on vs off, and its memory per event sent
+  shards           1 vs 2 shard processes of one config at saturation, aggregate msg/s
 
 Every group starts its own Tansu broker (and moto S3 server) on loopback and stops them by PID.
 Prints one table per measurement and the targets met / not met, and writes
@@ -40,6 +41,7 @@ from benchmarks import (
     rate,
     scale,
     schedule,
+    shards,
     throughput,
 )
 from benchmarks.harness import (
@@ -61,6 +63,7 @@ GROUPS: dict[str, Callable[[Context], GroupResult]] = {
     "dataset": dataset.run,
     "producer_choice": producer_choice.run,
     "evaluation": evaluation.run,
+    "shards": shards.run,
 }
 ALIASES: dict[str, tuple[str, ...]] = {
     "cadence": ("presets", "rate", "schedule"),

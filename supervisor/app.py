@@ -160,7 +160,13 @@ async def serve(
                 await evaluation.finish(budget)
 
     now = fleet.clock()
-    result = RunSummary.of(list(fleet.stats.values()), elapsed_s=now - started, now=now)
+    split = config.shard.split
+    result = RunSummary.of(
+        list(fleet.stats.values()),
+        elapsed_s=now - started,
+        now=now,
+        shard=(split.index, split.count),
+    )
     return _conclude(
         result,
         summary_path,

@@ -136,11 +136,13 @@ def _config_check(config: Config) -> Check:
     profiles = config.profiles
     total = sum(p.records_per_s for p in profiles.values())
     topics = config.topics()
+    shard = config.shard.split
+    share = "" if shard.alone else f" (shard {shard}: {total / shard.count:,.2f} here)"
     return Check(
         "config",
         ok=True,
         detail=f"{config.source}: {_plural(len(profiles), 'profile')} ({', '.join(profiles)}),"
-        f" {total:,.2f} records/s in all, to {', '.join(topics)}",
+        f" {total:,.2f} records/s in all{share}, to {', '.join(topics)}",
     )
 
 

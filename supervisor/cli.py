@@ -9,7 +9,7 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from supervisor.telemetry.console import LiveStatus
 
 DEFAULT_CONFIG = Path("config.yaml")
+HEALTH_PORT_ENV = "HEALTH_PORT"
+"""Also serve /healthz, /readyz and /metrics on this port (see `_served_ports`)."""
 
 EPILOG = """exit codes:
   0  stopped on request, every message delivered
@@ -282,10 +284,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     args.reloadable = args.config is not None and changes == Overrides()
     if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
         config = config.model_copy(update={"metrics": MetricsSettings()})
+    static = {"instance": config.instance}
+    if not config.shard.split.alone:
+        static["shard"] = str(config.shard.split)
     args.log_output = logs.configure(
-        fmt=args.log_format,
-        level="debug" if args.debug else "info",
-        static={"instance": config.instance},
+        fmt=args.log_format, level="debug" if args.debug else "info", static=static
     )
     try:
         import uvloop
@@ -326,12 +329,16 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     stop, force, reload = asyncio.Event(), asyncio.Event(), asyncio.Event()
     # The metrics endpoint starts first so /healthz and /readyz answer during the dataset load.
     telemetry: Telemetry | None = None
-    server: MetricsServer | None = None
-    if config.metrics.port is not None:
-        telemetry = Telemetry(instance_id=config.instance)
-        server = MetricsServer(telemetry, host=config.metrics.host, port=config.metrics.port)
-        server.start()
-        log.info("metrics_serving", url=server.url, paths=["/metrics", "/healthz", "/readyz"])
+    servers: list[MetricsServer] = []
+    ports = [] if args.dry_run else _served_ports(config.metrics.port, os.environ)
+    if ports:
+        split = config.shard.split
+        telemetry = Telemetry(instance_id=config.instance, shard=(split.index, split.count))
+    for port in ports:
+        assert telemetry is not None
+        servers.append(MetricsServer(telemetry, host=config.metrics.host, port=port))
+        servers[-1].start()
+        log.info("metrics_serving", url=servers[-1].url, paths=["/metrics", "/healthz", "/readyz"])
 
     def on_signal(name: str) -> None:
         if telemetry is not None:
@@ -390,7 +397,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 watch=None if status is None else status.watch,
             )
     finally:
-        if server is not None:
+        for server in servers:
             await asyncio.to_thread(server.close)
     if args.log_output.for_people:
         from supervisor.telemetry.console import summary_table
@@ -409,6 +416,20 @@ def _live_status(args: argparse.Namespace) -> LiveStatus | None:
     from supervisor.telemetry.console import LiveStatus
 
     return LiveStatus(sys.stderr)
+
+
+def _served_ports(metrics_port: int | None, env: Mapping[str, str]) -> list[int]:
+    """`metrics.port`, and env `HEALTH_PORT` when set to another port: the container image sets
+    it, so that its health check and Kubernetes' probes find /healthz and /readyz whatever the
+    config says about metrics."""
+    ports = [] if metrics_port is None else [metrics_port]
+    text = env.get(HEALTH_PORT_ENV, "").strip()
+    if text:
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise ConfigError(f"{HEALTH_PORT_ENV}: {text!r} is not a TCP port (1-65535)")
+        if int(text) not in ports:
+            ports.append(int(text))
+    return ports
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

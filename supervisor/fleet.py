@@ -203,6 +203,7 @@ class Fleet:
             drain_budget=self._drain_budget,
             clock=self.clock,
             sent_log=self._sent_log,
+            shard=config.shard.split,
         )
         task = self._tg.create_task(self._supervise(runner, halt), name=f"profile:{name}")
         self._running[name] = _Running(runner, halt, task)

@@ -3,7 +3,8 @@
 By the seed's formula ("Production Rate Calculation"): batches/s = 1 / interval_s, and records/s =
 batches/s * (min_records + max_records) / 2 (`ProfileSettings.records_per_s`). These are the
 rates the schedule aims at; `ticks_behind_schedule` in the metrics says when a run falls short.
-Every replica of the process runs every profile, so a deployment's total is this times the replicas.
+The rates are the whole fleet's: a config with `shard: {count: N}` is run by N processes, each at
+1/N of every profile's rate, and the table ends with one shard's figures.
 
 A profile with a `schedule` runs at its rate times the schedule's factor: the table shows the
 factor's range and mean, and its records/day is the mean's (for a ramp, the rate it ends at).
@@ -80,6 +81,20 @@ def rate_table(config: Config) -> str:
             "",
         )
     )
+    shard = config.shard.split
+    if not shard.alone:
+        rows.append(
+            (
+                f"each shard (1/{shard.count})",
+                "",
+                "",
+                _number(batches_total / shard.count, 2),
+                _number(records_total / shard.count, 2),
+                _number(daily_total / shard.count, 0),
+                "",
+                "",
+            )
+        )
     if not any(settings.schedule for settings in config.profiles.values()):
         rows = [row[:-1] for row in rows]  # no schedule column when nothing is scheduled
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -93,4 +108,5 @@ def rate_table(config: Config) -> str:
 
     rule = "  ".join("-" * width for width in widths)
     body = [line(row) for row in rows]
-    return "\n".join([body[0], rule, *body[1:-1], rule, body[-1]]) + "\n"
+    totals = 1 if shard.alone else 2
+    return "\n".join([body[0], rule, *body[1:-totals], rule, *body[-totals:]]) + "\n"

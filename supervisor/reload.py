@@ -36,6 +36,7 @@ _RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
     ("kafka.bootstrap_servers or kafka.config", lambda c: c.kafka.producer_config()),
     ("metrics", lambda c: c.metrics),
     ("instance_id", lambda c: c.instance),
+    ("shard", lambda c: c.shard),
 )
 
 

@@ -12,6 +12,7 @@ The package's modules, from the bottom up:
 
 - `types`: annotated field types and validators shared by the models, secret redaction;
 - `streams`: rate schedules, event-time disorder, fraud scenarios and their labels;
+- `shard`: how one of N processes running a config takes its part of the rates;
 - `models`: `Config` and its sections (Kafka, dataset, profiles, metrics);
 - `messages`: pydantic's validation errors as one-line `ConfigError` messages;
 - `loading`: reading YAML, `${VAR}` expansion, presets, env overrides (behind `Config.from_*`).
@@ -30,6 +31,7 @@ from supervisor.config.models import (
     ProfileSettings,
     S3Settings,
 )
+from supervisor.config.shard import Shard, ShardSettings
 from supervisor.config.streams import (
     DIURNAL_CURVE,
     AmountOutlier,
@@ -87,6 +89,8 @@ __all__ = [
     "Scenario",
     "ScenarioKind",
     "Schedule",
+    "Shard",
+    "ShardSettings",
     "TimeWindow",
     "TimestampMode",
     "Velocity",

@@ -32,7 +32,11 @@ _ENV_OVERRIDES: Final = (
     ("ENDPOINT_URL", ("dataset", "s3", "endpoint_url")),
     ("KEY", ("dataset", "s3", "access_key")),
     ("SECRET", ("dataset", "s3", "secret_key")),
+    ("SHARD_INDEX", ("shard", "index")),
+    ("SHARD_COUNT", ("shard", "count")),
 )
+_POD_ORDINAL_RE: Final = re.compile(r".-(?P<ordinal>[0-9]+)\Z")
+"""A StatefulSet pod's name: the set's name, a dash, the pod's ordinal."""
 _REGION_VARS: Final = ("AWS_REGION", "AWS_DEFAULT_REGION")
 _SEED_PROFILE_VARS: Final = (
     ("PRODUCE_INTERVAL", "interval_s", "0.5"),
@@ -436,6 +440,29 @@ def _apply_env_overrides(
                 raw = _set_in(raw, region_path, env[var])
                 notes[region_path] = f"from {var}"
                 break
+    return _shard_index_from_pod(raw, env, notes)
+
+
+def _shard_index_from_pod(
+    raw: dict[Any, Any], env: Mapping[str, str], notes: dict[Loc, str]
+) -> dict[Any, Any]:
+    """`shard.count` without `shard.index`: take the index Kubernetes gives the pod, an Indexed
+    Job's `JOB_COMPLETION_INDEX`, else a StatefulSet's ordinal at the end of `POD_NAME` (the
+    downward API's metadata.name) or, inside a pod (`KUBERNETES_SERVICE_HOST` set), of
+    `HOSTNAME` (a pod's host name is its name). Other host names (`ip-10-0-0-5`) are not
+    taken for an ordinal."""
+    index_path = ("shard", "index")
+    if _get_in(raw, ("shard", "count")) is None or _get_in(raw, index_path) is not None:
+        return raw
+    if env.get("JOB_COMPLETION_INDEX"):
+        notes[index_path] = "from JOB_COMPLETION_INDEX"
+        return _set_in(raw, index_path, env["JOB_COMPLETION_INDEX"])
+    names = ("POD_NAME", "HOSTNAME") if env.get("KUBERNETES_SERVICE_HOST") else ("POD_NAME",)
+    for var in names:
+        match = _POD_ORDINAL_RE.search(env.get(var, ""))
+        if match is not None:
+            notes[index_path] = f"from {var}={env[var]}"
+            return _set_in(raw, index_path, match["ordinal"])
     return raw
 
 

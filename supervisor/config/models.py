@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from supervisor.config.evaluation import EvaluationSettings
+from supervisor.config.shard import ShardSettings
 from supervisor.config.streams import (
     Duplicates,
     IdMode,
@@ -294,6 +295,8 @@ class Config(BaseModel):
     """`signal`: re-read the config file on SIGHUP; `watch`: also whenever its content changes."""
     evaluation: EvaluationSettings | None = None
     """Score the detector under test from its alerts topic (docs/evaluation.md); None: off."""
+    shard: Annotated[ShardSettings, BeforeValidator(none_as_empty)] = ShardSettings()
+    """Which of several processes running this config this one is (see `config.shard`)."""
 
     _source: str = PrivateAttr(default=DEFAULT_SOURCE)
 

@@ -8,6 +8,10 @@ labels) are merged with the ticks in run-time order. Either way every message go
 
 A runner is restartable: the fleet calls `run` again after a crash, with a fresh generator from
 the profile's seed and the counters kept.
+
+A shard of a fleet (`Shard`, from `shard:` in the config) takes its part of the profile here and
+only here: its pacer keeps every `count`-th deadline, its generator is seeded from the profile's
+seed and its index, its fraud scenario is thinned, and its messages carry a `shard` header.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
 
-from supervisor.config import ProfileSettings
+from supervisor.config import ProfileSettings, Shard
 from supervisor.dataset import Dataset
 from supervisor.evaluation.ledger import FraudSent, SentLog
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
@@ -33,6 +37,9 @@ from supervisor.sinks.contract import Headers
 from supervisor.sinks.sender import Channel, Row, Sender
 from supervisor.telemetry.logs import get_logger
 from supervisor.telemetry.stats import ProfileStats
+
+_WHOLE = Shard()
+"""A process that runs the whole config."""
 
 _ROW = itemgetter(0, 1, 2, 3, 4)
 """An `Outgoing`'s topic, value, key, headers and timestamp: what the send loop produces."""
@@ -55,6 +62,7 @@ class ProfileRunner:
         drain_budget: Callable[[], ShutdownBudget],
         clock: Clock = time.monotonic,
         sent_log: SentLog | None = None,
+        shard: Shard = _WHOLE,
     ) -> None:
         """`drain_budget()` is asked, once the profile stops, for the budget within which a shaped
         profile sends what it already scheduled. With `sent_log` (an evaluated run) each batch of
@@ -71,7 +79,10 @@ class ProfileRunner:
         self._fleet_stop = fleet_stop
         self._drain_budget = drain_budget
         self._clock = clock
+        self._shard = shard
         self._headers: Headers = [("profile", name.encode()), ("instance", instance.encode())]
+        if not shard.alone:
+            self._headers.append(("shard", str(shard).encode()))
         self._events = sender.channel(stats)
         self._labels: Channel | None = None
         if stats.labels is not None:
@@ -85,11 +96,12 @@ class ProfileRunner:
     async def run(self, halt: asyncio.Event) -> None:
         """Run until `halt` or the fleet's stop; raises whatever a tick raises (the fleet's
         supervisor restarts the profile)."""
-        settings, stats = self.settings, self.stats
-        rng = random.Random(settings.seed)
+        settings, stats, shard = self.settings, self.stats, self._shard
+        if settings.scenario is not None and not shard.alone:
+            settings = settings.model_copy(update={"scenario": shard.scenario(settings.scenario)})
+        rng = random.Random(shard.seed(settings.seed))
         wall_start = time.time()
         curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
-        pacer = Pacer(settings.interval_s, clock=self._clock, curve=curve)
         stats.stopped_at = None
         self._log.info(
             "profile_started",
@@ -97,7 +109,7 @@ class ProfileRunner:
             interval_s=settings.interval_s,
             min_records=settings.min_records,
             max_records=settings.max_records,
-            records_per_s=round(settings.records_per_s, 2),
+            records_per_s=round(settings.records_per_s / shard.count, 2),
             seed=settings.seed,
             key=settings.key,
             id_mode=settings.id,
@@ -106,6 +118,7 @@ class ProfileRunner:
             scenario=None if settings.scenario is None else settings.scenario.kind,
         )
         try:
+            stream = None
             if settings.shapes_events:
                 stream = ProfileStream(
                     self.name,
@@ -116,6 +129,16 @@ class ProfileRunner:
                     headers=self._headers,
                     wall_start_s=wall_start,
                 )
+            # After the stream's setup (its scenario indexes the dataset): the first deadline is
+            # not already late by it.
+            pacer = Pacer(
+                settings.interval_s,
+                clock=self._clock,
+                curve=curve,
+                stride=shard.count,
+                phase=shard.index,
+            )
+            if stream is not None:
                 await self._run_stream(stream, pacer, halt)
             else:
                 await self._run_sampled(rng, pacer, halt)

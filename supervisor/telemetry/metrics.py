@@ -214,11 +214,14 @@ class Telemetry:
         self,
         *,
         instance_id: str | None = None,
+        shard: tuple[int, int] = (0, 1),
         heartbeat: Heartbeat | None = None,
         clock: Clock = time.monotonic,
         process_metrics: bool = True,
     ) -> None:
         self.instance_id = instance_id or socket.gethostname()
+        self.shard = shard
+        """(index, count): which shard of the fleet this process is (`shard:` in the config)."""
         self.heartbeat = heartbeat if heartbeat is not None else Heartbeat(clock=clock)
         self.readiness = Readiness()
         self.librdkafka = LibrdkafkaStats(clock=clock)
@@ -335,6 +338,13 @@ class Telemetry:
         )
         info.add_metric([instance, __version__], 1)
         yield info
+        shard = GaugeMetricFamily(
+            f"{PREFIX}_shard_info",
+            "Always 1; the labels say which shard of how many this process is (0 of 1: alone).",
+            labels=[*_INSTANCE_LABELS, "shard_index", "shard_count"],
+        )
+        shard.add_metric([instance, *map(str, self.shard)], 1)
+        yield shard
         ready = GaugeMetricFamily(
             f"{PREFIX}_ready", "1 when /readyz answers 200.", labels=_INSTANCE_LABELS
         )

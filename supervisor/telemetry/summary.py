@@ -55,9 +55,18 @@ class RunSummary:
     total: Mapping[str, Any]
     """The totalled entries summed over the profiles, `labels` summed over the profiles that
     have labels (None when none has), and the run's `elapsed_s`."""
+    shard: tuple[int, int] = (0, 1)
+    """(index, count): which shard of a fleet running one config this process was."""
 
     @classmethod
-    def of(cls, profiles: list[ProfileStats], *, elapsed_s: float, now: float) -> RunSummary:
+    def of(
+        cls,
+        profiles: list[ProfileStats],
+        *,
+        elapsed_s: float,
+        now: float,
+        shard: tuple[int, int] = (0, 1),
+    ) -> RunSummary:
         entries = {p.name: p.snapshot(now) for p in profiles}
         total: dict[str, Any] = {k: sum(e[k] for e in entries.values()) for k in TOTALLED}
         labels = [e["labels"] for e in entries.values() if e["labels"] is not None]
@@ -67,15 +76,20 @@ class RunSummary:
             else None
         )
         total["elapsed_s"] = round(elapsed_s, 3)
-        return cls(round(elapsed_s, 3), entries, total)
+        return cls(round(elapsed_s, 3), entries, total, shard)
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON document `run --summary PATH` writes: `elapsed_s`, `profiles`, `total`."""
-        return {
+        """The JSON document `run --summary PATH` writes: `elapsed_s`, `profiles`, `total`, and
+        for a shard of a fleet `shard` (`{"index", "count"}`)."""
+        document = {
             "elapsed_s": self.elapsed_s,
             "profiles": copy.deepcopy(dict(self.profiles)),
             "total": copy.deepcopy(dict(self.total)),
         }
+        index, count = self.shard
+        if count > 1:
+            document["shard"] = {"index": index, "count": count}
+        return document
 
     def profile_fields(self) -> dict[str, dict[str, Any]]:
         """Each profile's entry as flat log fields (`latency_ms_p99`, `labels_delivered`)."""

@@ -31,12 +31,15 @@ class CliProcess:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "supervisor"),
     ) -> None:
+        """`command` runs the program: `python -m supervisor` by default (`docker run ... IMAGE`
+        for the container's)."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         for name in ("KEY", "SECRET", "ENDPOINT_URL", "PRODUCE_INTERVAL"):
             full_env.pop(name, None)
         full_env.update(env or {})
-        self.args = [sys.executable, "-m", "supervisor", *args]
+        self.args = [*command, *args]
         self.process = subprocess.Popen(
             self.args,
             cwd=cwd or ROOT,

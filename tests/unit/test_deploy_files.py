@@ -525,7 +525,12 @@ def test_dockerfile_structure() -> None:
     probe = exec_form(healthcheck.split(" CMD ", 1)[1])
     port = metrics_settings(COMPOSE_CONFIG)["port"]
     assert probe[0] == "python"
-    assert f"http://127.0.0.1:{port}/healthz" in probe[-1]
+    # The probe follows HEALTH_PORT, which the image sets to the metrics port: served whatever
+    # the mounted config says about metrics.
+    assert "http://127.0.0.1:%s/healthz" in probe[-1]
+    assert "os.environ.get('HEALTH_PORT') or '9464'" in probe[-1]
+    env = " ".join(a for k, a in stage if k == "ENV")
+    assert f"HEALTH_PORT={port}" in env
     assert "--start-period=" in healthcheck
     assert [a for k, a in stage if k == "EXPOSE"] == [str(port)]
 

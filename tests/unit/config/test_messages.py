@@ -58,7 +58,7 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
             MINIMAL + "kafak: {}\n",
             "kafak: unknown key — did you mean 'kafka'? (expected one of: kafka, dataset,"
             " profiles, shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload,"
-            " evaluation)",
+            " evaluation, shard)",
         ),
         (
             MINIMAL + "dataset: {s3: {acess_key: x}}\n",
@@ -67,7 +67,8 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
         (
             MINIMAL + "source: elsewhere\n",
             "source: unknown key (expected one of: kafka, dataset, profiles,"
-            " shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload, evaluation)",
+            " shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload, evaluation,"
+            " shard)",
         ),
         (
             "profiles:\n  p: {interval_s: soon, min_records: 1, max_records: 2}\n",
