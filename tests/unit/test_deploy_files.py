@@ -687,12 +687,14 @@ def test_deployment_wiring() -> None:
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]["memory"]
 
-    # The config: the ConfigMap's key, mounted where the image's CMD reads it.
-    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == CONFIG_IN_IMAGE)
+    # The config: the ConfigMap mounted as a folder (a subPath mount never sees an update, so
+    # `reload: watch` would not either), its config.yaml key the file the args name.
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert "subPath" not in mount
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"] == kinds["ConfigMap"]["metadata"]["name"]
-    assert mount["subPath"] in kinds["ConfigMap"]["data"]
-    assert container["args"] == ["run", "--config", CONFIG_IN_IMAGE]
+    assert "config.yaml" in kinds["ConfigMap"]["data"]
+    assert container["args"] == ["run", "--config", f"{mount['mountPath']}/config.yaml"]
 
     # KEY and SECRET from the Secret.
     secret = kinds["Secret"]

@@ -124,8 +124,9 @@ def check_pod(
         if probe in container:
             assert ports[container[probe]["httpGet"]["port"]] == HEALTH_PORT
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["args"][:3] == ["run", "--config", "/app/config.yaml"]
-    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/app/config.yaml")
+    assert container["args"][:3] == ["run", "--config", "/app/conf/config.yaml"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/app/conf")
+    assert "subPath" not in mount  # a subPath mount never sees the ConfigMap change
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
     shutdown = yaml.safe_load(configmap["data"]["config.yaml"])["shutdown_timeout_s"]
