@@ -1,4 +1,5 @@
-"""Command line: the only module that touches argv, the environment, signals and the event loop."""
+"""Command line: the only module that touches argv, the environment, signals and the event loop
+(the grammar of commands and options is `supervisor.arguments`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from supervisor import __version__
+from supervisor.arguments import build_parser
 from supervisor.config import Config, MetricsSettings
 from supervisor.config.loading import Overrides, load_env, load_yaml
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
@@ -26,190 +27,6 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = Path("config.yaml")
 HEALTH_PORT_ENV = "HEALTH_PORT"
 """Also serve /healthz, /readyz and /metrics on this port (see `_served_ports`)."""
-
-EPILOG = """exit codes:
-  0  stopped on request, every message delivered
-  1  internal error (a bug: run again with --debug for the traceback)
-  2  bad config, dataset or environment; nothing was sent
-  3  stopped, but messages failed or were left undelivered
-  4  Kafka unreachable within --startup-timeout
-  5  a profile kept crashing past its restart limit
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="streaming-producer",
-        description="Stream transactions sampled from a dataset into Kafka, one task per profile.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--debug", action="store_true", help="debug logs, and a traceback with any error"
-    )
-    common.add_argument(
-        "--log-format",
-        choices=("auto", "json", "console"),
-        default="auto",
-        help="log format on stderr (auto: console on a terminal, JSON lines otherwise)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser(
-        "run",
-        parents=[common],
-        help="run every profile of the config until SIGTERM/SIGINT",
-        description="Run every profile of the config until SIGTERM or SIGINT. The first signal"
-        " stops scheduling and flushes what is in flight (up to shutdown_timeout_s); a second"
-        " one stops flushing at once and reports what was left undelivered. SIGHUP re-reads the"
-        " config file and applies it live (so does any change to it with `reload: watch`).",
-        epilog="examples:\n"
-        "  streaming-producer run                    # ./config.yaml\n"
-        "  streaming-producer run --bootstrap-servers localhost:9092 --topic transactions \\\n"
-        "      --dataset s3://bucket/transactions.csv --profile high --duration 60s\n\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
-        "--config",
-        type=Path,
-        help="config file (default ./config.yaml; without one, the original producer's"
-        " environment variables PRODUCE_INTERVAL, MIN_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH"
-        " and DATASET_URI define one profile)",
-    )
-    run.add_argument(
-        "--pid-file",
-        type=Path,
-        metavar="PATH",
-        help='write this process\'s id here while it runs (for `kill -HUP "$(cat PATH)"`)',
-    )
-    quick = run.add_argument_group(
-        "quick runs (no YAML needed; with a config file, these win over it and over the"
-        " environment)"
-    )
-    quick.add_argument(
-        "--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka brokers, or 'embedded'"
-    )
-    quick.add_argument("--topic", help="the topic of every profile that does not set its own")
-    quick.add_argument(
-        "--dataset", metavar="URI", help="s3://bucket/key or a CSV path (relative to here)"
-    )
-    quick.add_argument(
-        "--profile",
-        action="append",
-        metavar="NAME",
-        help="run this profile: the config file's of that name, else the preset (high, normal,"
-        " low, diurnal, burst, card-testing); repeat for several",
-    )
-    quick.add_argument(
-        "--interval", type=_positive_float, metavar="SECONDS", help="seconds between batches"
-    )
-    quick.add_argument("--min", type=_positive_int, metavar="N", help="fewest records a batch")
-    quick.add_argument("--max", type=_positive_int, metavar="N", help="most records a batch")
-    quick.add_argument(
-        "--duration",
-        type=_duration,
-        metavar="TIME",
-        help="stop after this long (90, 90s, 5m, 1h), then drain and exit",
-    )
-    run.add_argument("--summary", type=Path, help="write a JSON run summary here at exit")
-    run.add_argument(
-        "--startup-timeout",
-        type=_positive_float,
-        metavar="SECONDS",
-        help="give up (exit 4) if Kafka is unreachable this long at start (default: keep trying)",
-    )
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="write the messages to stdout as JSON lines (topic, key, headers, timestamp, value)"
-        " instead of sending them to Kafka; no broker needed",
-    )
-    run.add_argument(
-        "--max-messages",
-        type=_positive_int,
-        metavar="N",
-        help="stop after N messages (all profiles together; fraud labels not counted), then"
-        " drain and exit",
-    )
-    run.set_defaults(handler=_cmd_run)
-
-    check = sub.add_parser(
-        "check",
-        parents=[common],
-        help="check the config, Kafka, S3 and the dataset, one line per check",
-        description="Validate the config, reach Kafka (brokers, topics including labels topics,"
-        " partitions), reach S3 (object, size), load the dataset (valid and invalid rows) and"
-        " check it has the rows the profiles' fraud scenarios need, printing one ✓/✗ line per"
-        " check with secrets redacted. Exit 0 only when every check passes.",
-    )
-    check.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
-    check.add_argument(
-        "--dataset", metavar="URI", help="check this dataset instead (as `run --dataset`)"
-    )
-    check.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long to wait for Kafka and S3 (default 10)",
-    )
-    check.set_defaults(handler=_cmd_check)
-
-    rate = sub.add_parser(
-        "rate",
-        parents=[common],
-        help="print each profile's and the fleet's batches/s and records/s (and schedule)",
-    )
-    rate.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
-    rate.set_defaults(handler=_cmd_rate)
-
-    gen = sub.add_parser(
-        "generate-dataset",
-        parents=[common],
-        help="write a realistic synthetic transactions CSV",
-    )
-    gen.add_argument("--rows", type=_positive_int, default=10_000, help="rows (default 10000)")
-    gen.add_argument("--seed", type=int, default=42, help="RNG seed (default 42)")
-    gen.add_argument("--out", type=Path, required=True, help="output CSV path, or - for stdout")
-    gen.set_defaults(handler=_cmd_generate)
-    return parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _duration(text: str) -> float:
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
-    try:
-        value = float(number) * units[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (e.g. 90, 90s, 5m, 1h)"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
 
 ENV_ONLY_VARS = (
     "DATASET_URI",
@@ -520,7 +337,7 @@ def main(argv: Sequence[str] | None = None, *, early: EarlySignals | None = None
     logs.configure(fmt=args.log_format, level="debug" if args.debug else "info")
     log = logs.get_logger()
     try:
-        code = int(args.handler(args))
+        code = int(_HANDLERS[args.command](args))
     except SupervisorError as exc:
         error = _in_users_terms(str(exc), args)
         log.error("fatal", error=error, exit_code=int(exc.exit_code), exc_info=args.debug)
@@ -539,3 +356,11 @@ def main(argv: Sequence[str] | None = None, *, early: EarlySignals | None = None
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
     return code
+
+
+_HANDLERS = {
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "rate": _cmd_rate,
+    "generate-dataset": _cmd_generate,
+}
