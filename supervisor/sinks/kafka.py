@@ -240,6 +240,12 @@ class KafkaSink:
                 timestamp=timestamp_ms,
             )
         except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.fatal():
+                # The producer is dead, not the message: wait (as for space) while the delivery
+                # thread hands everything over to a new one (`_replace_producer`).
+                self._health.fatal(error)
+                raise BufferError(error.str()) from None
             raise MessageRejected(kafka_errors.reason(exc)) from None
 
     async def wait_for_space(self, stop: asyncio.Event) -> None:
@@ -284,10 +290,17 @@ class KafkaSink:
         health = self._health
         try:
             while not self._closing.is_set():
-                if self._producer.poll(_POLL_S) and self._waiting_for_space:
-                    self._wake_space_waiter()
+                try:
+                    if self._producer.poll(_POLL_S) and self._waiting_for_space:
+                        self._wake_space_waiter()
+                except KafkaException as exc:  # a fatal error surfacing from poll()
+                    error = exc.args[0] if exc.args else None
+                    if not (isinstance(error, KafkaError) and error.fatal()):
+                        raise
+                    health.fatal(error)
                 if health.lost_state is not None:
                     self._replace_producer(health.lost_state)
+                    self._wake_space_waiter()  # a send waiting on the dead producer goes on
             producer = self._producer
             while len(producer) and not self._forced.is_set():
                 remaining = self._drain_deadline - time.monotonic()

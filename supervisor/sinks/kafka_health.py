@@ -76,14 +76,20 @@ class ClusterHealth:
             return
         if code in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
             self.last_error = err.str()
-        if err.fatal() and self.connected:
-            self.lost_state = f"librdkafka raised a fatal error: {err.str()}"
+        if err.fatal():
+            self.fatal(err)
         log = self._error_logs.get(code)
         if log is None:
             log = self._error_logs[code] = RateLimitedLog(
                 self._log, "kafka_error", every_s=_ERROR_LOG_EVERY_S, level="warning"
             )
         log(code=err.name(), reason=err.str(), fatal=err.fatal())
+
+    def fatal(self, err: KafkaError) -> None:
+        """The producer raised a fatal error (e.g. the broker lost the idempotent producer's
+        sequence): it can never deliver again, and is to be replaced."""
+        if self.lost_state is None:
+            self.lost_state = f"librdkafka raised a fatal error: {err.str()}"
 
     # -- librdkafka's eos debug lines -------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from realservices import S3Server, TansuBroker, consume_all, create_topic, free_port, start_tansu
 from supervisor.dataset import FIELDS
@@ -174,10 +174,12 @@ class ControlProducer:
         self.topic = topic
         self.acknowledged = 0
         self.produced = 0
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-             "linger.ms": 5, "log_level": 0}
-        )  # fmt: skip
+        self._config = {
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "log_level": 0,
+        }  # fmt: skip
+        self.fatal_errors = 0
+        self._producer = Producer(self._config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -185,12 +187,17 @@ class ControlProducer:
     def _run(self) -> None:
         n = 0
         while not self._stop.is_set():
-            with contextlib.suppress(BufferError):
-                self._producer.produce(self.topic, b"%d" % n, on_delivery=self._report)
-                n += 1
-                self.produced = n
-            self._producer.poll(0.02)
-        self._producer.flush(60)
+            try:
+                with contextlib.suppress(BufferError):
+                    self._producer.produce(self.topic, b"%d" % n, on_delivery=self._report)
+                    n += 1
+                    self.produced = n
+                self._producer.poll(0.02)
+            except KafkaException:  # fatal (the broker lost its sequence): a new producer
+                self.fatal_errors += 1
+                self._producer = Producer(self._config)
+        with contextlib.suppress(KafkaException):
+            self._producer.flush(60)
 
     def _report(self, err: object, _msg: object) -> None:
         if err is None:
