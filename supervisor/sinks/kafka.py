@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, KafkaException, Message, Producer
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin._metadata import ClusterMetadata
 
 from supervisor.errors import ConfigError, KafkaUnavailableError
 from supervisor.lifecycle import ShutdownBudget, first_of, sleep_or_stop
@@ -41,6 +43,7 @@ from supervisor.sinks.contract import (
     MessageRejected,
     Reporter,
 )
+from supervisor.sinks.kafka_handover import Handover
 from supervisor.sinks.kafka_health import ClusterHealth, LogRelay
 from supervisor.telemetry.logs import LIBRDKAFKA_LOGGER, RateLimitedLog, get_logger
 from supervisor.telemetry.stats import DeliveryStats
@@ -49,8 +52,6 @@ DeliveryCallback = Callable[[KafkaError | None, Message], None]
 """librdkafka's delivery report callback: the Kafka sink's `Reporter`."""
 
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
-_HANDOVER_S = 5.0
-"""How long a replaced producer's purge reports are served before what is left counts as lost."""
 _POLL_S = 0.1
 _SPACE_RECHECK_S = 0.05
 _ERROR_LOG_EVERY_S = 30.0
@@ -98,12 +99,9 @@ class KafkaSink:
             self._producer = Producer(conf)
         except (KafkaException, TypeError, ValueError) as exc:
             raise ConfigError(kafka_errors.config_problem(producer_config, exc)) from None
-        self._conf = conf
+        self._handover = Handover(conf, servers_label)
         self._reported: list[DeliveryStats] = []
         """Every stats a reporter was made for: settled at close."""
-        self._handing_over = False
-        """Whether the purge reports being served are a replaced producer's (resent, not lost)."""
-        self._resent = self._lost = 0
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space = asyncio.Event()
@@ -172,31 +170,7 @@ class KafkaSink:
                 continue
             self._health.connected = True
             self._health.last_error = None
-            brokers = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
-            if self.embedded:
-                self._log.info(
-                    "kafka_embedded",
-                    bootstrap_servers=",".join(brokers),
-                    note="in-process mock cluster: nothing is persisted; it lives as long as this"
-                    " process. Point a consumer at bootstrap_servers to read it.",
-                )
-            else:
-                self._log.info(
-                    "kafka_connected", bootstrap_servers=self.servers_label, brokers=brokers
-                )
-            for topic in sorted(set(topics)):
-                meta = metadata.topics.get(topic)
-                if self.embedded:
-                    continue  # the mock cluster creates topics on first produce
-                if meta is None or meta.error is not None:
-                    self._log.warning(
-                        "topic_not_found",
-                        topic=topic,
-                        note="relying on the broker's auto.create.topics.enable; otherwise"
-                        " create it (kafka-topics --create --topic ...)",
-                    )
-                else:
-                    self._log.info("topic_found", topic=topic, partitions=len(meta.partitions))
+            _log_cluster(self._log, metadata, topics, self.embedded, self.servers_label)
             return True
         return False
 
@@ -243,7 +217,7 @@ class KafkaSink:
             error = exc.args[0] if exc.args else None
             if isinstance(error, KafkaError) and error.fatal():
                 # The producer is dead, not the message: wait (as for space) while the delivery
-                # thread hands everything over to a new one (`_replace_producer`).
+                # thread hands everything over to a new one (`Handover`).
                 self._health.fatal(error)
                 raise BufferError(error.str()) from None
             raise MessageRejected(kafka_errors.reason(exc)) from None
@@ -265,7 +239,7 @@ class KafkaSink:
             self._log.bind(profile=stats.name), "delivery_failed", every_s=FAILURE_LOG_EVERY_S
         )
         delivered, latency = stats.record_delivered, stats.record_latency
-        health = self._health
+        health, handover = self._health, self._handover
         self._reported.append(stats)
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
@@ -276,7 +250,7 @@ class KafkaSink:
                     health.delivered()
                 return
             if err.code() in _PURGED:
-                if not (self._handing_over and self._resend(msg, on_delivery)):
+                if not (handover.active and handover.resend(msg, on_delivery)):
                     stats.record_undelivered()
                 return
             stats.record_failed()
@@ -299,7 +273,7 @@ class KafkaSink:
                         raise
                     health.fatal(error)
                 if health.lost_state is not None:
-                    self._replace_producer(health.lost_state)
+                    self._handover.replace(self._producer, self._install, health.lost_state)
                     self._wake_space_waiter()  # a send waiting on the dead producer goes on
             producer = self._producer
             while len(producer) and not self._forced.is_set():
@@ -326,53 +300,43 @@ class KafkaSink:
             for _ in range(max(0, stats.in_flight)):
                 stats.record_undelivered()
 
-    def _replace_producer(self, why: str) -> None:
-        """Hand everything queued in the current producer over to a new instance (see
-        `supervisor.sinks.kafka_health`): the event loop produces into the new one from now on,
-        and each message the old one held is resent by its purge report."""
-        old, self._producer = self._producer, Producer(self._conf)
+    def _install(self, producer: Producer) -> None:
+        self._producer = producer
         self._health.replaced()
-        queued = len(old)
-        self._handing_over, self._resent, self._lost = True, 0, 0
-        try:
-            deadline = time.monotonic() + _HANDOVER_S
-            while len(old) and time.monotonic() < deadline:
-                # Again each round: the loop may have produced into `old` as it was replaced.
-                old.purge(in_queue=True, in_flight=True, blocking=False)
-                old.poll(_POLL_S)
-        finally:
-            self._handing_over = False
-        self._log.warning(
-            "kafka_producer_replaced",
-            bootstrap_servers=self.servers_label,
-            reason=why,
-            queued=queued,
-            resent=self._resent,
-            lost=self._lost + len(old),
-            note="a new producer took over and resent what was queued; if the brokers lost"
-            " storage, what they had acknowledged before is gone with it — check their volumes",
-        )
-
-    def _resend(self, msg: Message, on_delivery: DeliveryCallback) -> bool:
-        """Produce a replaced producer's message again, into the new one; False when it cannot
-        take it (then the message counts as undelivered)."""
-        kind, timestamp = msg.timestamp()
-        try:
-            self._producer.produce(
-                msg.topic() or "",
-                msg.value(),
-                msg.key(),
-                on_delivery=on_delivery,
-                headers=msg.headers(),
-                timestamp=timestamp if kind == TIMESTAMP_CREATE_TIME else 0,
-            )
-        except (BufferError, KafkaException):
-            self._lost += 1
-            return False
-        self._resent += 1
-        return True
 
     def _wake_space_waiter(self) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._space.set)
+
+
+def _log_cluster(
+    log: structlog.typing.FilteringBoundLogger,
+    metadata: ClusterMetadata,
+    topics: list[str],
+    embedded: bool,
+    servers_label: str,
+) -> None:
+    """What `connect` found: the brokers, and whether each topic exists (the mock cluster creates
+    topics on first produce)."""
+    brokers = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
+    if embedded:
+        log.info(
+            "kafka_embedded",
+            bootstrap_servers=",".join(brokers),
+            note="in-process mock cluster: nothing is persisted; it lives as long as this"
+            " process. Point a consumer at bootstrap_servers to read it.",
+        )
+        return
+    log.info("kafka_connected", bootstrap_servers=servers_label, brokers=brokers)
+    for topic in sorted(set(topics)):
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None:
+            log.warning(
+                "topic_not_found",
+                topic=topic,
+                note="relying on the broker's auto.create.topics.enable; otherwise"
+                " create it (kafka-topics --create --topic ...)",
+            )
+        else:
+            log.info("topic_found", topic=topic, partitions=len(meta.partitions))
