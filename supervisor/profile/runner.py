@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
 
+import structlog
+
 from supervisor.config import ProfileSettings, Shard
 from supervisor.dataset import Dataset
 from supervisor.evaluation.ledger import FraudSent, SentLog
@@ -103,20 +105,7 @@ class ProfileRunner:
         wall_start = time.time()
         curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
         stats.stopped_at = None
-        self._log.info(
-            "profile_started",
-            topic=self.topic,
-            interval_s=settings.interval_s,
-            min_records=settings.min_records,
-            max_records=settings.max_records,
-            records_per_s=round(settings.records_per_s / shard.count, 2),
-            seed=settings.seed,
-            key=settings.key,
-            id_mode=settings.id,
-            timestamp_mode=settings.timestamp,
-            schedule=None if settings.schedule is None else settings.schedule.kind,
-            scenario=None if settings.scenario is None else settings.scenario.kind,
-        )
+        _log_start(self._log, self.topic, settings, shard.count)
         try:
             stream = None
             if settings.shapes_events:
@@ -305,3 +294,22 @@ class ProfileRunner:
                 if self._sender.budget.spent
                 else "the producer queue stayed full for shutdown_timeout_s",
             )
+
+
+def _log_start(
+    log: structlog.typing.FilteringBoundLogger, topic: str, settings: ProfileSettings, shards: int
+) -> None:
+    log.info(
+        "profile_started",
+        topic=topic,
+        interval_s=settings.interval_s,
+        min_records=settings.min_records,
+        max_records=settings.max_records,
+        records_per_s=round(settings.records_per_s / shards, 2),
+        seed=settings.seed,
+        key=settings.key,
+        id_mode=settings.id,
+        timestamp_mode=settings.timestamp,
+        schedule=None if settings.schedule is None else settings.schedule.kind,
+        scenario=None if settings.scenario is None else settings.scenario.kind,
+    )

@@ -170,29 +170,7 @@ class ProfileStream:
         positions that can carry any of that (`self.special` after a tick), so that a tick's
         plain events cost nothing here. `fraud`, when given (an evaluated run), gets each fraud
         event produced."""
-        positions: Sequence[int] = range(len(messages)) if special is None else special
-        for i in positions:
-            if i >= len(messages):
-                break
-            if rejected and i in rejected:
-                continue
-            tally, scenario, label = messages[i][5:]
-            for kind in tally:
-                if kind == LATE:
-                    stats.late += 1
-                elif kind == REORDERED:
-                    stats.reordered += 1
-                elif kind == DUPLICATE:
-                    stats.duplicates += 1
-            if scenario is not None:
-                stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
-                if fraud is not None:
-                    message = messages[i]
-                    occurrence = next(v for k, v in message.headers if k == "scenario_id")
-                    assert isinstance(occurrence, bytes)
-                    fraud.append(FraudSent(id_of(message.value), scenario, occurrence))
-            if label is not None:
-                self.schedule(*label)
+        _account(messages, rejected, stats, special, fraud, self.schedule)
 
     # -- one tick -------------------------------------------------------------------------------
 
@@ -374,6 +352,40 @@ class _FraudTags:
         ).encode()
         delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
         return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
+
+
+def _account(
+    messages: Sequence[Outgoing],
+    rejected: Sequence[int],
+    stats: ProfileStats,
+    special: Sequence[int] | None,
+    fraud: list[FraudSent] | None,
+    schedule: Callable[[float, Outgoing], None],
+) -> None:
+    """`ProfileStream.produced`, apart from the class: its counting and label scheduling."""
+    positions: Sequence[int] = range(len(messages)) if special is None else special
+    for i in positions:
+        if i >= len(messages):
+            break
+        if rejected and i in rejected:
+            continue
+        tally, scenario, label = messages[i][5:]
+        for kind in tally:
+            if kind == LATE:
+                stats.late += 1
+            elif kind == REORDERED:
+                stats.reordered += 1
+            elif kind == DUPLICATE:
+                stats.duplicates += 1
+        if scenario is not None:
+            stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
+            if fraud is not None:
+                message = messages[i]
+                occurrence = next(v for k, v in message.headers if k == "scenario_id")
+                assert isinstance(occurrence, bytes)
+                fraud.append(FraudSent(id_of(message.value), scenario, occurrence))
+        if label is not None:
+            schedule(*label)
 
 
 def _key_of(
