@@ -94,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="stop after this long (90, 90s, 5m, 1h), then drain and exit",
     )
-    run.add_argument("--summary", type=Path, help="write a JSON run summary here at exit")
+    run.add_argument(
+        "--summary",
+        type=Path,
+        help="write a JSON run summary here at exit (the path is checked at start)",
+    )
     run.add_argument(
         "--startup-timeout",
         type=_positive_float,
@@ -111,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-messages",
         type=_positive_int,
         metavar="N",
-        help="stop after N messages (all profiles together; fraud labels not counted), then"
-        " drain and exit",
+        help="stop after N messages produced (all profiles together; fraud labels and messages"
+        " the producer rejects not counted), then drain and exit",
     )
 
     check = sub.add_parser(
