@@ -12,35 +12,15 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from realservices import Record, consume_all, create_topic
+from realservices import Record, consume_all
 from supervisor.dataset import FIELDS
-from tests.conftest import _delete_topic
 from tests.integration.cli_process import ROOT, CliProcess
 
 DATASET = ROOT / "data" / "transactions.csv"
-
-
-@pytest.fixture
-def new_topic(kafka_bootstrap: str) -> Iterator[Any]:
-    """A factory of fresh single-partition topics (one partition: produce order is kept)."""
-    made: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        create_topic(kafka_bootstrap, name, partitions=1)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        _delete_topic(kafka_bootstrap, name)
 
 
 def write_config(path: Path, *, topic: str, profiles: str, bootstrap: str = "${BROKERS}") -> Path:

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from realservices import Record, consume_all, create_topic
-from tests.conftest import _delete_topic
+from realservices import Record, consume_all
 from tests.integration.cli_process import ROOT, CliProcess
 from tests.integration.test_reload import ONE, config_text, refused_reload
 
@@ -30,22 +25,6 @@ STEADY_S = 0.05
 FRAUD_S = 0.02
 """The fraud profile's interval (5 records a batch, an amount outlier every EVERY_S)."""
 EVERY_S = 0.05
-
-
-@pytest.fixture
-def new_topic(kafka_bootstrap: str) -> Iterator[Any]:
-    """A factory of fresh single-partition topics (one partition: produce order is kept)."""
-    made: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        create_topic(kafka_bootstrap, name, partitions=1)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        _delete_topic(kafka_bootstrap, name)
 
 
 def config(path: Path, topic: str) -> Path:
