@@ -27,7 +27,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from realservices import free_port
 from tests.integration.cli_process import ROOT, CliProcess
-from tests.integration.test_fraud_streams import new_topic  # noqa: F401 - a fixture
 
 DATASET = ROOT / "data" / "transactions.csv"
 TIMEOUT_MS = 5000
@@ -209,7 +208,7 @@ profiles:
 def test_summary_scores_the_detector_exactly(
     tmp_path: Path,
     kafka_bootstrap: str,
-    new_topic: Any,  # noqa: F811
+    new_topic: Any,
 ) -> None:
     events, alerts = new_topic("events"), new_topic("alerts")
     config = write_config(tmp_path / "config.yaml", topic=events, alerts=alerts)
@@ -264,7 +263,7 @@ def scrape(port: int) -> dict[str, float]:
 def test_the_example_detector_is_scored_in_the_metrics_and_the_summary(
     tmp_path: Path,
     kafka_bootstrap: str,
-    new_topic: Any,  # noqa: F811
+    new_topic: Any,
 ) -> None:
     events, alerts = new_topic("events"), new_topic("alerts")
     # The shipped example config, pointed at this broker and made quicker: an attack a second.
@@ -331,7 +330,7 @@ def test_the_example_detector_is_scored_in_the_metrics_and_the_summary(
 def test_check_reports_a_missing_alerts_topic(
     tmp_path: Path,
     kafka_bootstrap: str,
-    new_topic: Any,  # noqa: F811
+    new_topic: Any,
 ) -> None:
     events = new_topic("events")
     missing = f"alerts-{uuid.uuid4().hex[:8]}"
