@@ -22,6 +22,19 @@ Clock = Callable[[], float]
 _T = TypeVar("_T")
 
 
+_BLOCKING = "blocking:"
+"""The name prefix of `in_thread`'s threads."""
+
+
+def blocking_work_left() -> bool:
+    """Whether blocking work a stop left behind (`in_thread`) still runs: then the process must
+    leave without the interpreter's shutdown, which would stop that daemon thread in the middle of
+    whatever lock it holds (a TLS or resolver call) and abort."""
+    return any(
+        t.daemon and t.is_alive() and t.name.startswith(_BLOCKING) for t in threading.enumerate()
+    )
+
+
 class Stopped(Exception):
     """A stop was asked for while blocking work ran (`in_thread`): the work was abandoned."""
 
@@ -52,7 +65,7 @@ async def in_thread(fn: Callable[..., _T], *args: Any, stop: asyncio.Event, name
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
             loop.call_soon_threadsafe(settle, result, error)
 
-    threading.Thread(target=work, name=name, daemon=True).start()
+    threading.Thread(target=work, name=f"{_BLOCKING}{name}", daemon=True).start()
     stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
