@@ -21,7 +21,7 @@ Series, on one broker per round, each on its own 3-partition topic, over the see
                Kafka timestamp = event time (fresh/now);
 - kcat:        `kcat -P -l FILE` of the same payloads, same properties: the C client's ceiling
                (its figure includes process start and connection, a few ms).
-The two stream-path series tick every 4 ms (`SHAPED_INTERVAL_S`, why below) instead of every 1 us;
+The two stream-path series tick every 4 ms (`SHAPED_INTERVAL_S`, why below) instead of every 100 us;
 both run saturated all the same. Rounds interleave the series; the figure of a series is the
 median over rounds, and each ratio is taken within a round (same broker, same minute) before the
 median: to ref, and to run fresh/now, the fast path with the same id and timestamp rewrite.
@@ -60,7 +60,8 @@ from supervisor.config import PRODUCER_DEFAULTS, Config
 from supervisor.fleet import LATENCY_SAMPLES_PER_S, Fleet
 
 BATCH = 1000
-INTERVAL_S = 1e-6
+INTERVAL_S = 1e-4
+"""The shortest interval a profile may have: with batches of 1,000, 10 M msg/s asked, saturated."""
 FLOOD_PROFILE: dict[str, Any] = {
     "interval_s": INTERVAL_S,
     "min_records": BATCH,
@@ -72,7 +73,7 @@ SHAPED_INTERVAL_S = 0.004
 stream path sustains, so they run saturated like the other run series (checked: behind schedule
 on every tick) while their run clock, which scenario occurrences and every delay follow, still
 advances: a saturated profile's run clock is its ticks' deadlines, 4 ms per batch of 1,000, so
-it runs at achieved / nominal of real time. At `INTERVAL_S` it would crawl 1 us a batch and every
+it runs at achieved / nominal of real time. At `INTERVAL_S` it would crawl 100 us a batch and every
 delayed message would wait for the stop. The timings below are set in that clock, as shares of
 the stream: fraud events a share of events, delays a number of ticks."""
 SHAPED: dict[str, dict[str, Any]] = {
