@@ -134,10 +134,6 @@ class ShutdownBudget:
             self.deadline = self._clock() + self.timeout_s
             self._begun.set()
 
-    @property
-    def begun(self) -> bool:
-        return self._begun.is_set()
-
     def remaining_s(self) -> float:
         """Seconds left: all of `timeout_s` before the stop begins, 0 once it is over."""
         if self.over.is_set():
