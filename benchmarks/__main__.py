@@ -13,7 +13,8 @@ Groups (`--only NAME`, repeatable or comma-separated; `--list` shows them):
 
 Every group starts its own Tansu broker (and moto S3 server) on loopback and stops them by PID.
 Prints one table per measurement and the targets met / not met, and writes
-benchmarks/results/latest.json (or --out) with the machine's description. `--quick` is a ~2
+benchmarks/results/latest.json (or --out) with the machine's description, and beside it the
+charts of `benchmarks.charts` (latest-throughput.png, -timing.png, -latency.png). `--quick` is a ~2
 minute smoke run with shorter windows and smaller volumes: its figures are not the reference ones.
 Timings are measurements, never assertions.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    charts,
     dataset,
     evaluation,
     presets,
@@ -178,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(args.out)
     log(f"wrote {args.out}")
+    for chart in charts.write_charts(document, args.out):
+        log(f"wrote {chart}")
     return 1 if failures else 0
 
 
