@@ -31,7 +31,20 @@ def validate(raw: dict[Any, Any], label: str, notes: Mapping[Loc, str]) -> Confi
         if len(errors) > 1:
             more = len(errors) - 1
             message += f" (+{more} more problem{'s' if more > 1 else ''})"
-        raise ConfigError(message) from exc
+        # Chained for --debug without pydantic's own text: it shows each input value, which may
+        # be a secret, and builds that text from the whole value before truncating it (minutes
+        # for a YAML alias bomb, whose value is a billion items).
+        raise ConfigError(message) from ConfigProblems(errors)
+
+
+class ConfigProblems(Exception):
+    """Every problem pydantic found, by key path and message, without the input values."""
+
+    def __init__(self, errors: list[ErrorDetails]) -> None:
+        shown = [f"{key_path(e['loc']) or '<top>'}: {e['msg']} [{e['type']}]" for e in errors[:50]]
+        if len(errors) > 50:
+            shown.append(f"... and {len(errors) - 50} more")
+        super().__init__(f"{len(errors)} problem(s):\n" + "\n".join(shown))
 
 
 def _explain(error: ErrorDetails) -> str:

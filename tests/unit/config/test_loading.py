@@ -13,6 +13,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from supervisor.config import (
     PRODUCER_DEFAULTS,
@@ -231,6 +232,27 @@ def test_alias_bombs_and_self_references_stay_cheap(tmp_path: Path) -> None:
     bomb = "bomb:\n" + "\n".join(f"  {level}" for level in levels) + "\n"
     assert "bomb: unknown key" in load_error(tmp_path, MINIMAL + bomb)
     assert "loop: unknown key" in load_error(tmp_path, MINIMAL + "loop: &loop [*loop]\n")
+
+
+def test_the_debug_cause_names_every_problem_without_the_values(tmp_path: Path) -> None:
+    """--debug prints the ConfigError's cause: pydantic's own text would show each input value (a
+    secret, or a billion items of an alias bomb, built in minutes before being truncated)."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = "bomb:\n" + "\n".join(f"  {level}" for level in levels) + "\n"
+    secret = "kafka:\n  bootstrap_servers: b:9092\n  config: {sasl.password: [hunter2-secret]}\n"
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, MINIMAL + bomb + secret)
+    cause = caught.value.__cause__
+    assert cause is not None
+    assert not isinstance(cause, ValidationError)
+    text = str(cause)
+    assert text.splitlines() == [
+        "2 problem(s):",
+        "bomb: Extra inputs are not permitted [extra_forbidden]",
+        "kafka.config: Value error, property 'sasl.password' must be a string, number or boolean"
+        " [value_error]",
+    ]
 
 
 # --- environment overrides ------------------------------------------------------------------------
