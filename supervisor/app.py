@@ -43,18 +43,30 @@ async def load(
     settings = config.dataset
     started = time.monotonic()
     dataset = await in_thread(
-        partial(load_dataset, s3=settings.s3.connection(), on_invalid=settings.on_invalid),
+        partial(
+            load_dataset,
+            s3=settings.s3.connection(),
+            on_invalid=settings.on_invalid,
+            reading=settings.reading(),
+        ),
         settings.location,
         stop=stop,
         name="dataset-load",
     )
     for bad in dataset.invalid_samples:
-        log.warning("dataset_row_skipped", line=bad.line, reason=bad.reason)
+        log.warning("dataset_row_skipped", **{bad.unit: bad.line}, reason=bad.reason)
     if dataset.invalid_count > len(dataset.invalid_samples):
         log.warning(
             "dataset_rows_skipped",
             count=dataset.invalid_count,
             shown=len(dataset.invalid_samples),
+        )
+    if dataset.dropped:
+        log.info(
+            "dataset_columns_not_sent",
+            count=len(dataset.dropped),
+            columns=", ".join(dataset.dropped),
+            fix="dataset.extra_columns: keep sends them",
         )
     log.info(
         "dataset_loaded",
@@ -62,6 +74,7 @@ async def load(
         rows=len(dataset),
         invalid_rows=dataset.invalid_count,
         load_s=round(time.monotonic() - started, 3),
+        **({"columns": dict(dataset.columns)} if dataset.columns else {}),
     )
     if telemetry is not None:
         telemetry.dataset_loaded(rows=len(dataset), invalid_rows=dataset.invalid_count)

@@ -332,7 +332,10 @@ def _dataset_checks(config: Config) -> Iterator[Check]:
     settings = config.dataset
     try:
         dataset = load_dataset(
-            settings.location, s3=settings.s3.connection(), on_invalid=settings.on_invalid
+            settings.location,
+            s3=settings.s3.connection(),
+            on_invalid=settings.on_invalid,
+            reading=settings.reading(),
         )
     except DatasetError as exc:  # "dataset <uri>: ...": the line already says "dataset"
         yield Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))
@@ -355,7 +358,7 @@ def _describe_dataset(dataset: Dataset) -> str:
     if not dataset.invalid_count:
         return detail
     first = "; ".join(
-        f"line {row.line}: {row.reason}" for row in dataset.invalid_samples[:_REASONS_SHOWN]
+        f"{row.where}: {row.reason}" for row in dataset.invalid_samples[:_REASONS_SHOWN]
     )
     more = dataset.invalid_count - min(_REASONS_SHOWN, len(dataset.invalid_samples))
     return (

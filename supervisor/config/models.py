@@ -51,7 +51,8 @@ from supervisor.config.types import (
     plain_number,
     show,
 )
-from supervisor.dataset import S3Location
+from supervisor.dataset import FIELDS, S3Location
+from supervisor.dataset.columns import ColumnType, Format, Reading
 from supervisor.dataset.location import DatasetLocation, parse_location
 from supervisor.redaction import is_secret_key, redact
 
@@ -119,7 +120,8 @@ class S3Settings(BaseModel):
 
 
 class DatasetSettings(BaseModel):
-    """Where the transactions CSV is and what to do with rows that fail validation."""
+    """Where the transactions dataset is, how to read it, what its messages carry beyond the seven
+    fields, and what to do with rows that fail validation."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -129,12 +131,48 @@ class DatasetSettings(BaseModel):
     on_invalid: Literal["skip", "fail"] = "skip"
     """`skip` drops (and counts) invalid rows; `fail` refuses to start on the first one."""
     s3: Annotated[S3Settings, BeforeValidator(none_as_empty)] = S3Settings()
+    format: Format | None = None
+    """`csv`, `jsonl` or `parquet`; None: by the URI's extension (`.csv`, `.jsonl`/`.ndjson`,
+    `.parquet`, each CSV or JSON Lines one also with `.gz`), CSV when it says nothing."""
+    extra_columns: Literal["drop", "keep"] = "drop"
+    """Columns beyond the seven fields: `drop` (named once in the load's log) or `keep`, sent
+    after the seven in every message."""
+    columns: Annotated[dict[str, ColumnType], BeforeValidator(none_as_empty)] = {}
+    """Types of kept columns (`string`, `int`, `float`, `bool`), validated like the seven
+    fields; a kept column not listed is a string."""
+    entity: str | None = Field(default=None, min_length=1)
+    """A kept column naming who a transaction belongs to (e.g. `card_id`): fraud scenarios then
+    act on it (docs/realistic-streams.md)."""
 
     @field_validator("uri")
     @classmethod
     def _check_uri(cls, uri: str) -> str:
         parse_location(uri)  # raises ValueError with what is wrong
         return uri
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DatasetSettings:
+        seven = [name for name in (*self.columns, self.entity) if name in FIELDS]
+        if seven:
+            raise ValueError(
+                f"{seven[0]!r} is one of the seven fields, not an extra column: remove it from"
+                " 'columns' / 'entity'"
+            )
+        if self.extra_columns == "drop" and (self.columns or self.entity):
+            what = "'columns'" if self.columns else f"'entity: {self.entity}'"
+            raise ValueError(
+                f"{what} needs 'extra_columns: keep' (with 'drop', no extra column is sent)"
+            )
+        return self
+
+    def reading(self) -> Reading:
+        """What the dataset loader needs to read the file."""
+        return Reading(
+            format=self.format,
+            extra_columns=self.extra_columns,
+            types=MappingProxyType(dict(self.columns)),
+            entity=self.entity,
+        )
 
     @property
     def location(self) -> DatasetLocation:

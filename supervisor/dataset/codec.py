@@ -6,11 +6,20 @@ order:
     {"id":"<36-char uuid>","description":"...","amount":12.5,"timestamp":"2026-01-11T10:00:00",
      "merchant":"...","operation_type":"debit","side":"outgoing"}
 
+A dataset that keeps extra columns (`dataset.extra_columns: keep`) appends them after the seven, in
+the dataset's order, each as its JSON type (`null` for an empty cell):
+
+    {"id":"...", ..., "side":"outgoing","card_id":"4111-0001","mcc":5411}
+
 The id always sits at `ID_SPAN`; the timestamp text's offsets differ per row and are recorded at
-load (`Dataset.ts_spans`). Everything that reads or rewrites a value's bytes goes through this
-module: picking a field's text (keys), splicing a fresh id and a new timestamp, replacing the
-amount, telling a debit, and writing or reading timestamp text. No JSON encoding, dict or pydantic
-per message.
+load (`Dataset.ts_spans`); both come before any extra column, so splicing them never depends on
+what follows. A field is found by its quoted key (a quote inside a JSON string is always escaped,
+so `"name":` occurs only as a key) and ends where its JSON literal does.
+
+Everything that reads or rewrites a value's bytes goes through this module: writing the kept
+columns (`Extras`), picking a field's text (keys, entities), splicing a fresh id and a new
+timestamp, replacing the amount or another field, telling a debit, and writing or reading
+timestamp text. No JSON encoding, dict or pydantic per message.
 """
 
 from __future__ import annotations
@@ -39,13 +48,10 @@ TS_MARK: Final = b',"timestamp":"'
 """What precedes the timestamp text; it cannot occur earlier, as a quote inside a JSON string is
 always escaped."""
 _ID_END: Final = ID_SPAN[1]
-_DEBIT_TAIL: Final = b',"operation_type":"debit","side":"outgoing"}'
-"""How every debit value ends: the last two fields are enum literals, serialized verbatim."""
+_DEBIT: Final = b',"operation_type":"debit","side":"outgoing"'
+"""What every debit value holds: the two enum literals, serialized verbatim (followed by the end
+of the value, or by the extra columns)."""
 _FIELD_KEYS: Final = {f: f'"{f}":'.encode() for f in FIELDS}
-_NEXT_KEYS: Final = {
-    f: f',"{FIELDS[i + 1]}":'.encode() if i + 1 < len(FIELDS) else b"}"
-    for i, f in enumerate(FIELDS)
-}
 _JSON: Final = json.JSONEncoder(ensure_ascii=False)
 
 
@@ -71,12 +77,13 @@ class Record(Protocol):
     def side(self) -> str: ...
 
 
-def encode(t: Record) -> tuple[bytes, int, int]:
-    """A validated transaction as its message value, with the offsets of its timestamp text."""
+def encode(t: Record, extras: str = "") -> tuple[bytes, int, int]:
+    """A validated transaction as its message value, with the offsets of its timestamp text;
+    `extras` is its kept columns as `Extras.encode` writes them."""
     value = (
         f'{{"id":"{t.id}","description":{_JSON.encode(t.description)},"amount":{t.amount},'
         f'"timestamp":"{t.timestamp.isoformat()}","merchant":{_JSON.encode(t.merchant)},'
-        f'"operation_type":"{t.operation_type}","side":"{t.side}"}}'
+        f'"operation_type":"{t.operation_type}","side":"{t.side}"{extras}}}'
     ).encode()
     start = value.index(TS_MARK) + len(TS_MARK)
     return value, start, value.index(b'"', start)
@@ -106,25 +113,87 @@ def encode_plain(
             b'"}',
         )
     )  # fmt: skip
-    start = _PLAIN_TS_START + len(description) + len(amount)
+    start = PLAIN_TS_START + len(description) + len(amount)
     return value, start, start + len(day) + 1 + len(clock)
 
 
-_PLAIN_TS_START: Final = (
+PLAIN_PIECES: Final = (
+    ID_PREFIX,
+    b'","description":"',
+    b'","amount":',
+    TS_MARK,
+    b'","merchant":"',
+    b'","operation_type":"',
+    b'","side":"',
+    b'"',
+)
+"""What an `encode_plain` value holds before each of the seven fields' text, and after the last
+(then come the kept columns, then `}`): for a reader that assembles whole columns at once."""
+PLAIN_TS_START: Final = (
     len(ID_PREFIX) + 36 + len(b'","description":"') + len(b'","amount":') + len(TS_MARK)
 )
 """Where the timestamp of an `encode_plain` value starts, less its description and amount."""
+
+
+class Extras:
+    """Writes the kept columns of a row, in order, after the seven fields: the one place their
+    JSON is made (`encode` takes it as text)."""
+
+    __slots__ = ("_keys", "names")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self._keys = tuple(f",{_JSON.encode(name)}:" for name in self.names)
+
+    def encode(self, values: Sequence[str | int | float | bool | None]) -> str:
+        """The kept columns' `,"name":literal` text for one row's typed values."""
+        return "".join(key + literal(v) for key, v in zip(self._keys, values, strict=True))
+
+    def key_bytes(self) -> tuple[bytes, ...]:
+        """Each column's `,"name":` as bytes, for a reader that assembles values itself."""
+        return tuple(key.encode() for key in self._keys)
+
+
+def literal(value: str | int | float | bool | None) -> str:
+    """One kept column's value as a JSON literal; a float as `repr` writes it, less a trailing
+    `.0` (so 12 stays 12)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _JSON.encode(value)
+    if isinstance(value, float):
+        return repr(value).removesuffix(".0")
+    return str(value)
 
 
 # --- reading values ------------------------------------------------------------------------------
 
 
 def field_span(value: bytes, field: str) -> tuple[int, int]:
-    """Start and end offsets of the JSON literal of `field` in one value."""
+    """Start and end offsets of the JSON literal of `field` (one of the seven or a kept column)
+    in one value."""
     # Keys are found by their quoted name: a quote inside a JSON string is always escaped.
-    key = _FIELD_KEYS[field]
+    key = _FIELD_KEYS.get(field) or f"{_JSON.encode(field)}:".encode()
     start = value.index(key) + len(key)
-    return start, value.index(_NEXT_KEYS[field], start)
+    if value[start] != 0x22:  # a number, true, false or null: up to the next comma or the end
+        comma = value.find(b",", start)
+        return start, comma if comma >= 0 else len(value) - 1
+    end = value.index(b'"', start + 1)
+    while _escaped(value, end):
+        end = value.index(b'"', end + 1)
+    return start, end + 1
+
+
+def _escaped(value: bytes, quote: int) -> bool:
+    """Whether the quote at `quote` is escaped (an odd run of backslashes before it)."""
+    before = quote
+    while value[before - 1] == 0x5C:
+        before -= 1
+    return (quote - before) % 2 == 1
 
 
 def field_text(value: bytes, field: str) -> bytes:
@@ -140,10 +209,9 @@ def field_text(value: bytes, field: str) -> bytes:
 
 
 def column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:
-    """`field_text` of `field` in each value."""
-    if field not in FIELDS:
-        raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
-    return tuple(field_text(value, field) for value in values)
+    """`field_text` of `field` in each value (a kept column's `null` reads as empty text)."""
+    texts = tuple(field_text(value, field) for value in values)
+    return texts if field in FIELDS else tuple(b"" if t == b"null" else t for t in texts)
 
 
 def id_of(value: bytes) -> bytes:
@@ -153,7 +221,7 @@ def id_of(value: bytes) -> bytes:
 
 def is_debit(value: bytes) -> bool:
     """Whether the value is an outgoing debit."""
-    return value.endswith(_DEBIT_TAIL)
+    return _DEBIT in value
 
 
 def amount_of(value: bytes) -> float:
@@ -192,8 +260,14 @@ def with_amount(value: bytes, amount: bytes) -> bytes:
     Every byte after the amount moves by the difference in length, so splice the id and
     timestamp at the dataset's offsets first, or not at all.
     """
-    start, end = field_span(value, "amount")
-    return b"".join((value[:start], amount, value[end:]))
+    return with_field(value, "amount", amount)
+
+
+def with_field(value: bytes, field: str, literal: bytes) -> bytes:
+    """`value` with the JSON literal of `field` replaced by `literal` (as `with_amount`, every
+    byte after it moves: splice the id and timestamp first)."""
+    start, end = field_span(value, field)
+    return b"".join((value[:start], literal, value[end:]))
 
 
 def splice_batch(

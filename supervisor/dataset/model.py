@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar, cast
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from supervisor.dataset import codec
+from supervisor.dataset.columns import ColumnType
 
 _T = TypeVar("_T")
 
@@ -62,25 +64,47 @@ class Transaction(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class InvalidRow:
-    """A rejected row: the line where its record starts (the header is line 1) and why."""
+    """A rejected row: where it is and why. In a CSV or JSON Lines file, `line` is the line where
+    its record starts (a CSV header is line 1); in Parquet it is the row's number (from 1)."""
 
     line: int
     reason: str
+    unit: Literal["line", "row"] = "line"
+
+    @property
+    def where(self) -> str:
+        """`line 12` or `row 12`."""
+        return f"{self.unit} {self.line}"
+
+
+_NO_COLUMNS: Mapping[str, ColumnType] = MappingProxyType({})
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """The valid rows as ready-made message values (see `supervisor.dataset.codec`), shared
-    read-only by every profile; what is derived from them is computed once, here."""
+    read-only by every profile; what is derived from them is computed once, here.
+
+    `columns` is the contract for whoever describes a message (a schema, the docs): the kept
+    extra columns, name -> type, in the order every value carries them after the seven `FIELDS`.
+    """
 
     source: str
     values: tuple[bytes, ...] = field(repr=False)
-    """Per row, compact UTF-8 JSON of exactly `FIELDS`, in that order."""
+    """Per row, compact UTF-8 JSON of `FIELDS` in that order, then the kept `columns`."""
     ts_spans: array[int] = field(repr=False)
     """'I' array, two entries per row: start and end byte offsets of the timestamp text."""
     rows_read: int
     invalid_count: int
     invalid_samples: tuple[InvalidRow, ...]
+    columns: Mapping[str, ColumnType] = field(default_factory=lambda: _NO_COLUMNS)
+    """The kept extra columns (`dataset.extra_columns: keep`), by name, with their types:
+    `string`, `int`, `float` or `bool` (each JSON `null` where the row's cell was empty)."""
+    dropped: tuple[str, ...] = ()
+    """The dataset's extra columns that no message carries (`dataset.extra_columns: drop`)."""
+    entity: str | None = None
+    """The kept column naming who a transaction belongs to (`dataset.entity`, e.g. a card), or
+    None: fraud scenarios then act on merchants and rows alone."""
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -95,9 +119,11 @@ class Dataset:
         return cast(_T, self._derived[name])
 
     def key_column(self, field: str) -> Sequence[bytes]:
-        """The UTF-8 text of `field` for every row, e.g. for Kafka keys; computed once per field."""
-        if field not in codec.FIELDS:
-            raise ValueError(f"unknown field {field!r}; expected one of {', '.join(codec.FIELDS)}")
+        """The UTF-8 text of `field` (one of the seven or a kept column) for every row, e.g. for
+        Kafka keys (empty for a kept column's null); computed once per field."""
+        if field not in codec.FIELDS and field not in self.columns:
+            known = ", ".join((*codec.FIELDS, *self.columns))
+            raise ValueError(f"unknown field {field!r}; expected one of {known}")
         return self.derived(f"column:{field}", lambda: codec.column(self.values, field))
 
     def column(self, field: str) -> tuple[bytes, ...]:

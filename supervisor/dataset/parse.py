@@ -1,8 +1,9 @@
 """Reading a transactions CSV: validated row by row, each valid row encoded once by the codec.
 
-Rows like the generator's take a fast path (one regex, no pydantic) proven equal to the general
-path (csv module, then pydantic in chunks) by the unit tests; every fault is reported per row with
-its line number and reason, or, for a file that cannot be a dataset, as one `DatasetError` line.
+Rows like the generator's (a file of exactly the seven columns) take a fast path (one regex, no
+pydantic) proven equal to the general path (csv module, then `rows.Rows`: pydantic in chunks) by
+the unit tests; every fault is reported per row with its line number and reason, or, for a file
+that cannot be a dataset, as one `DatasetError` line.
 """
 
 from __future__ import annotations
@@ -12,43 +13,52 @@ import csv
 import io
 import operator
 import re
-from array import array
 from datetime import date
-from itertools import chain, compress
+from itertools import chain
 from typing import BinaryIO, Literal
-
-from pydantic import TypeAdapter, ValidationError
 
 from supervisor.dataset import codec
 from supervisor.dataset.codec import FIELDS
-from supervisor.dataset.model import Dataset, InvalidRow, Transaction
+from supervisor.dataset.columns import Reading
+from supervisor.dataset.model import Dataset
+from supervisor.dataset.rows import Rows, clip
 from supervisor.errors import DatasetError
 
-_SAMPLES = 10
-_CHUNK_ROWS = 10_000
-"""Rows validated per pydantic call: bounds the model objects alive at once."""
-_TRANSACTIONS = TypeAdapter(list[Transaction])
+_SEVEN_COLUMNS = Reading()
 
 
-def parse_csv(data: bytes, *, source: str, on_invalid: Literal["skip", "fail"] = "skip") -> Dataset:
+def parse_csv(
+    data: bytes,
+    *,
+    source: str,
+    on_invalid: Literal["skip", "fail"] = "skip",
+    reading: Reading = _SEVEN_COLUMNS,
+) -> Dataset:
     """Validate and serialize a CSV of transactions; `source` names it in errors and logs.
 
     Invalid rows are counted and skipped, or with `on_invalid="fail"` the first one raises
     `DatasetError`. So does a file that cannot be a dataset: empty, not UTF-8, a required column
     missing, a field over csv's size limit, or no valid row at all.
     """
-    return parse_stream(io.BytesIO(data), source, on_invalid)
+    return parse_stream(io.BytesIO(data), source, on_invalid, reading)
 
 
-def parse_stream(lines: BinaryIO, source: str, on_invalid: Literal["skip", "fail"]) -> Dataset:
+def parse_stream(
+    lines: BinaryIO,
+    source: str,
+    on_invalid: Literal["skip", "fail"],
+    reading: Reading = _SEVEN_COLUMNS,
+) -> Dataset:
     """`parse_csv` reading a stream line by line (split on b"\\n" only, as line numbers count)."""
     if on_invalid not in ("skip", "fail"):
         raise ValueError(f"on_invalid must be 'skip' or 'fail', got {on_invalid!r}")
     number, header = _read_header(lines, source)
-    rows = _Rows(source, header, fail=on_invalid == "fail")
+    columns = reading.columns_of(header, source)
+    rows = Rows(source, fail=on_invalid == "fail", columns=columns, entity=reading.entity)
+    reader = _Records(rows, header, source)
     canonical = _CANONICAL_ROW.fullmatch if header == list(FIELDS) else None
     field_limit = csv.field_size_limit()  # longer lines go to csv, which enforces it
-    values, spans = rows.values, rows.ts_spans
+    add = rows.add
     real_dates: dict[bytes, bool] = {}  # the regex checks ranges, this the calendar
     for line in lines:
         number += 1
@@ -66,21 +76,20 @@ def parse_stream(lines: BinaryIO, source: str, on_invalid: Literal["skip", "fail
             if real is None:
                 real = real_dates[day] = _is_date(day)
             if real:
-                value, start, end = codec.encode_plain(
-                    id_.lower(),
-                    quoted or plain,
-                    amount,
-                    day,
-                    clock,
-                    quoted_m or plain_m,
-                    operation,
-                    side,
+                add(
+                    *codec.encode_plain(
+                        id_.lower(),
+                        quoted or plain,
+                        amount,
+                        day,
+                        clock,
+                        quoted_m or plain_m,
+                        operation,
+                        side,
+                    )
                 )
-                values.append(value)
-                spans.append(start)
-                spans.append(end)
                 continue
-        number = rows.parse(line, lines, number)
+        number = reader.parse(line, lines, number)
     return rows.finish()
 
 
@@ -111,7 +120,7 @@ def _read_header(lines: BinaryIO, source: str) -> tuple[int, list[str]]:
     if missing:
         raise DatasetError(
             f"dataset {source}: missing column(s) {', '.join(missing)} in header "
-            f"{_clip(','.join(header), 120)!r} — the first line must name {','.join(FIELDS)}"
+            f"{clip(','.join(header), 120)!r} — the first line must name {','.join(FIELDS)}"
         )
     repeated = [name for name in FIELDS if names.count(name) > 1]
     if repeated:
@@ -178,24 +187,15 @@ def _is_date(text: bytes) -> bool:
     return True
 
 
-class _Rows:
-    """The rows of one parse: values in file order, and rows awaiting pydantic in chunks.
+class _Records:
+    """Reads, with the csv module, the records the fast path left, for `Rows` to validate."""
 
-    A row off the fast path holds a `None` slot in `values` until its chunk is validated.
-    """
-
-    def __init__(self, source: str, header: list[str], *, fail: bool) -> None:
-        self.values: list[bytes | None] = []
-        self.ts_spans = array("I")  # two per slot in `values`, as in `Dataset.ts_spans`
+    def __init__(self, rows: Rows, header: list[str], source: str) -> None:
+        self._rows = rows
         self._source = source
-        self._fail = fail
         self._width = len(header)
-        self._pick = operator.itemgetter(*(header.index(name) for name in FIELDS))
-        self._malformed = 0
-        self._invalid_count = 0
-        self._samples: list[InvalidRow] = []
-        self._pending: list[tuple[int, int, dict[str, str]]] = []  # (slot, line, record)
-        self._rejected: list[InvalidRow] = []  # since the last flush
+        self._names = rows.names
+        self._pick = operator.itemgetter(*(header.index(name) for name in rows.names))
 
     def parse(self, first: bytes, rest: BinaryIO, line: int) -> int:
         """Parse the record starting at `line` with the csv module; return its last line number."""
@@ -210,103 +210,12 @@ class _Rows:
                     f"dataset {self._source}: line {line}: a field is longer than "
                     f"{csv.field_size_limit()} characters (an unclosed quote?) — fix the file"
                 ) from None
-            self._reject(line, f"malformed CSV: {exc}")
+            self._rows.reject(line, f"malformed CSV: {exc}")
         else:
             if not any(row):  # a blank line, or only commas
                 pass
             elif len(row) != self._width:
-                self._reject(line, f"{len(row)} columns where the header has {self._width}")
+                self._rows.reject(line, f"{len(row)} columns where the header has {self._width}")
             else:
-                self._pending.append(
-                    (len(self.values), line, dict(zip(FIELDS, self._pick(row), strict=True)))
-                )
-                self.values.append(None)
-                self.ts_spans.extend((0, 0))
-                if self._fail or len(self._pending) >= _CHUNK_ROWS:
-                    self._flush()
+                self._rows.defer(line, dict(zip(self._names, self._pick(row), strict=True)))
         return line + reader.line_num - 1
-
-    def finish(self) -> Dataset:
-        self._flush()
-        source = self._source
-        rows_read = len(self.values) + self._malformed
-        if not rows_read:
-            raise DatasetError(
-                f"dataset {source}: the file has a header but no data rows — add transactions"
-            )
-        values = tuple(filter(None, self.values))
-        spans = self.ts_spans
-        if len(values) < len(self.values):  # drop the spans of invalid rows
-            twice = chain.from_iterable(zip(self.values, self.values, strict=True))
-            spans = array("I", compress(spans, twice))
-        if not values:
-            first = "; ".join(f"line {row.line}: {row.reason}" for row in self._samples[:3])
-            raise DatasetError(f"dataset {source}: no valid rows; first errors: {first}")
-        return Dataset(
-            source=source,
-            values=values,
-            ts_spans=spans,
-            rows_read=rows_read,
-            invalid_count=self._invalid_count,
-            invalid_samples=tuple(self._samples),
-        )
-
-    def _reject(self, line: int, reason: str) -> None:
-        self._malformed += 1
-        self._rejected.append(InvalidRow(line, reason))
-        if self._fail or len(self._rejected) >= _CHUNK_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        pending, rejected = self._pending, self._rejected
-        self._pending, self._rejected = [], []
-        try:
-            valid = _TRANSACTIONS.validate_python([record for _, _, record in pending])
-        except ValidationError as exc:
-            reasons = _reasons(exc)
-            rejected += (InvalidRow(pending[i][1], reason) for i, reason in reasons.items())
-            pending = [row for i, row in enumerate(pending) if i not in reasons]
-            valid = _TRANSACTIONS.validate_python([record for _, _, record in pending])
-        for (slot, _, _), transaction in zip(pending, valid, strict=True):
-            value, start, end = codec.encode(transaction)
-            self.values[slot] = value
-            self.ts_spans[2 * slot] = start
-            self.ts_spans[2 * slot + 1] = end
-        if rejected:
-            rejected.sort(key=operator.attrgetter("line"))
-            if self._fail:
-                first = rejected[0]
-                raise DatasetError(
-                    f"dataset {self._source}: line {first.line}: {first.reason} — fix the row, "
-                    "or skip invalid rows with dataset.on_invalid: skip"
-                )
-            self._invalid_count += len(rejected)
-            self._samples += rejected[: _SAMPLES - len(self._samples)]
-
-
-_ESCAPE_BREAKS = {
-    code: repr(chr(code))[1:-1]
-    for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)
-    if chr(code) not in " \t"
-}
-"""Control and line-break characters as their Python escapes, for messages that must stay one
-line (`str.splitlines` also breaks on \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029)."""
-
-
-def _reasons(exc: ValidationError) -> dict[int, str]:
-    """Map each failing row index of a list validation to one line naming its fields' faults."""
-    reasons: dict[int, list[str]] = {}
-    for error in exc.errors(include_url=False, include_context=False):
-        index, *where = error["loc"]
-        assert isinstance(index, int)
-        name = ".".join(map(str, where)) or "row"
-        # Pydantic quotes an offending character raw (`found `\n` at 1`): escape line breaks.
-        message = (error["msg"][:1].lower() + error["msg"][1:]).translate(_ESCAPE_BREAKS)
-        reasons.setdefault(index, []).append(f"{name}: {message} ({_clip(error['input'])!r})")
-    return {index: "; ".join(faults) for index, faults in reasons.items()}
-
-
-def _clip(value: object, limit: int = 40) -> object:
-    if isinstance(value, str) and len(value) > limit:
-        return value[: limit - 1] + "…"
-    return value

@@ -1,0 +1,100 @@
+"""Reading a transactions Parquet file: each batch of rows turned into text columns by Arrow, then
+checked and encoded by `columnar` (and `rows` for the rest), as a CSV's rows are.
+
+A column of any scalar type is read as the text the CSV would hold: numbers and decimals as
+Arrow writes them (decimals exactly, floats as their shortest text), booleans `true`/`false`,
+timestamps in ISO 8601 as `datetime.isoformat()` writes them (a zone-aware one in UTC, `+00:00`).
+A rejected row is reported by its row number, from 1.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from supervisor.dataset.codec import FIELDS
+from supervisor.dataset.columnar import add_columns
+from supervisor.dataset.columns import Reading
+from supervisor.dataset.model import Dataset
+from supervisor.dataset.rows import Rows
+from supervisor.errors import DatasetError
+
+_BATCH_ROWS: Final = 65_536
+"""Rows converted at once: bounds the Arrow memory alive beside the values."""
+_SECONDS: Final = "%Y-%m-%dT%H:%M:%S"
+
+
+def parse_parquet(
+    stream: BinaryIO, source: str, on_invalid: Literal["skip", "fail"], reading: Reading
+) -> Dataset:
+    """Validate and serialize a Parquet file of transactions (see `parse.parse_csv`)."""
+    try:
+        file = pq.ParquetFile(stream if stream.seekable() else pa.BufferReader(stream.read()))
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(
+            f"dataset {source}: not a Parquet file ({exc}) — check the file, or set dataset.format"
+        ) from None
+    names = file.schema_arrow.names
+    missing = [name for name in FIELDS if name not in names]
+    if missing:
+        raise DatasetError(
+            f"dataset {source}: missing column(s) {', '.join(missing)} among "
+            f"{', '.join(names)} — the file must have {','.join(FIELDS)}"
+        )
+    columns = reading.columns_of(names, source)
+    rows = Rows(
+        source, fail=on_invalid == "fail", columns=columns, entity=reading.entity, unit="row"
+    )
+    number = 1
+    try:
+        for batch in file.iter_batches(batch_size=_BATCH_ROWS, columns=list(rows.names)):
+            texts = {name: _text(batch.column(name), name, source) for name in rows.names}
+            add_columns(rows, texts, range(number, number + batch.num_rows))
+            number += batch.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"dataset {source}: cannot read row {number} on ({exc})") from None
+    return rows.finish(empty="the file has no rows")
+
+
+def _text(column: pa.Array, name: str, source: str) -> pa.Array:
+    """`column` as the text a CSV would hold."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.dictionary_decode()
+        kind = column.type
+    if pa.types.is_string(kind):
+        return column
+    if pa.types.is_timestamp(kind):
+        return _iso(column)
+    if pa.types.is_nested(kind):
+        raise DatasetError(
+            f"dataset {source}: column {name} holds {kind} values, not text or numbers — flatten it"
+        )
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowException as exc:
+        raise DatasetError(
+            f"dataset {source}: column {name} of type {kind} cannot be read as text ({exc}) — "
+            "store it as a string"
+        ) from None
+
+
+def _iso(column: pa.Array) -> pa.Array:
+    """Timestamps as `datetime.isoformat()` writes them: no fraction when it is zero, else
+    microseconds (nanoseconds truncated); a zone-aware one in UTC with `+00:00`."""
+    zone = column.type.tz
+    if zone is not None:
+        column = column.cast(pa.timestamp(column.type.unit, "UTC"))
+    whole = pc.strftime(column.cast(pa.timestamp("s", zone and "UTC"), safe=False), _SECONDS)
+    if column.type.unit != "s":
+        micro = column.cast(pa.timestamp("us", zone and "UTC"), safe=False)
+        fraction = pc.not_equal(
+            pc.add(pc.multiply(pc.millisecond(micro), 1000), pc.microsecond(micro)), 0
+        )
+        whole = pc.if_else(fraction, pc.strftime(micro, _SECONDS), whole)
+    if zone is not None:
+        whole = pc.binary_join_element_wise(whole, "+00:00", "")
+    return whole
