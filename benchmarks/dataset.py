@@ -1,9 +1,11 @@
 """Dataset load from S3, and time from start to the first delivered message.
 
 Load: CSVs from `supervisor.dataset.synth.write_csv` (10,000 and 1,000,000 rows; cached under
-benchmarks/.cache), uploaded to a moto S3 server; each load runs `supervisor.dataset.load_dataset`
-in a fresh interpreter (`benchmarks.load_worker`), which reports the load + validate time (imports
-apart) and its RSS: after the imports, after the load with the Dataset alive, and the peak.
+benchmarks/.cache), and the largest size also as Parquet and JSON Lines (`synth.write`: the same
+rows), uploaded to a moto S3 server; each load runs `supervisor.dataset.load_dataset` in a fresh
+interpreter (`benchmarks.load_worker`), which reports the load + validate time (imports apart;
+pyarrow, which only Parquet and JSON Lines import, is counted in the load) and its RSS: after the
+imports, after the load with the Dataset alive, and the peak.
 
 First message: a consumer is assigned to a fresh topic (from the beginning) and polling before
 the CLI subprocess is spawned with one normal-preset profile over the 10,000-row dataset from S3;
@@ -34,11 +36,12 @@ from benchmarks.harness import (
     config_document,
     median,
     stop_on_exit,
-    synth_csv,
+    synth_dataset,
 )
 from realservices import S3Server, start_s3, start_tansu
 
 BUCKET = "bench"
+FORMATS = (".csv", ".parquet", ".jsonl")
 STAGES = ("fleet_starting", "dataset_loaded", "kafka_connected", "profile_started")
 
 
@@ -54,14 +57,18 @@ def run(ctx: Context) -> GroupResult:
         s3 = stop_on_exit(stack, start_s3())
         client = s3.client()
         client.create_bucket(Bucket=BUCKET)
-        uris: dict[int, str] = {}
-        for rows in sizes:
-            ctx.log(f"dataset: generating/uploading {rows:,} rows")
-            path = synth_csv(rows)
+        uris: dict[tuple[int, str], str] = {}
+        for rows, suffix in [(rows, ".csv") for rows in sizes] + [
+            (sizes[-1], suffix) for suffix in FORMATS[1:]
+        ]:
+            ctx.log(f"dataset: generating/uploading {rows:,} rows ({suffix})")
+            path = synth_dataset(rows, suffix=suffix)
             client.upload_file(str(path), BUCKET, path.name)
-            uris[rows] = f"s3://{BUCKET}/{path.name}"
-        _load(uris[sizes[0]], s3)  # warm-up: the bytecode cache, boto3's lazy imports
-        loads = {rows: [_load(uri, s3) for _ in range(repeats)] for rows, uri in uris.items()}
+            uris[rows, suffix] = f"s3://{BUCKET}/{path.name}"
+        for suffix in FORMATS:  # warm-up: the bytecode cache, boto3's and pyarrow's lazy imports
+            _load(uris[sizes[-1] if suffix != ".csv" else sizes[0], suffix], s3)
+        loads = {key: [_load(uri, s3) for _ in range(repeats)] for key, uri in uris.items()}
+        small_uri = uris[sizes[0], ".csv"]
 
         broker = stop_on_exit(stack, start_tansu())
         firsts: dict[str, list[dict[str, Any]]] = {"cached": [], "uncached": []}
@@ -69,22 +76,23 @@ def run(ctx: Context) -> GroupResult:
             for mode in ("cached", "uncached") if i else ("cached",):
                 ctx.log(f"dataset: first message, bytecode {mode}, {i}/{repeats}")
                 first = _first_message(
-                    ctx, broker.bootstrap, s3, uris[sizes[0]], f"{mode}{i}", mode == "cached"
+                    ctx, broker.bootstrap, s3, small_uri, f"{mode}{i}", mode == "cached"
                 )
                 if i:
                     firsts[mode].append(first)
 
     table = Table(
         f"Dataset load + validate from S3 (fresh process, median of {repeats})",
-        ["rows", "load s", "rows/s", "import s", "RSS after imports MB", "RSS after load MB",
-         "peak RSS MB"],
+        ["rows", "format", "load s", "rows/s", "import s", "RSS after imports MB",
+         "RSS after load MB", "peak RSS MB"],
     )  # fmt: skip
-    summary: dict[int, dict[str, float]] = {}
-    for rows, runs in loads.items():
+    summary: dict[tuple[int, str], dict[str, float]] = {}
+    for (rows, suffix), runs in loads.items():
         s = {key: median([r[key] for r in runs]) for key in runs[0] if key not in ("rows",)}
-        summary[rows] = s
+        summary[rows, suffix] = s
         table.add(
             rows,
+            suffix.lstrip("."),
             s["load_s"],
             rows / s["load_s"],
             s["import_s"],
@@ -112,7 +120,7 @@ def run(ctx: Context) -> GroupResult:
     )
     result.tables += [table, first_table]
     result.data = {
-        "loads": {str(rows): runs for rows, runs in loads.items()},
+        "loads": {f"{rows}{suffix}": runs for (rows, suffix), runs in loads.items()},
         "first_message": firsts,
         "bytecode_note": "cached: PYTHONPYCACHEPREFIX=benchmarks/.cache/pycache (as an install "
         "with compiled .pyc); none: every module compiled at start (PYTHONDONTWRITEBYTECODE=1 "
@@ -121,8 +129,18 @@ def run(ctx: Context) -> GroupResult:
     big = max(sizes)
     first_s = median([f["first_record_s"] for f in firsts["cached"]])
     cold_s = median([f["first_record_s"] for f in firsts["uncached"]])
+    csv_s, parquet_s = summary[big, ".csv"]["load_s"], summary[big, ".parquet"]["load_s"]
+    jsonl_s = summary[big, ".jsonl"]["load_s"]
+    result.targets.append(
+        Target(
+            f"{big:,} rows of Parquet load faster than the CSV",
+            "parquet < csv",
+            f"{parquet_s:.2f} s vs {csv_s:.2f} s (JSON Lines {jsonl_s:.2f} s)",
+            parquet_s < csv_s,
+        )
+    )
     if big == 1_000_000:
-        s = summary[big]
+        s = summary[big, ".csv"]
         result.targets += [
             Target(
                 "1M rows load + validate",

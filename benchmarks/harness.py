@@ -576,6 +576,11 @@ def cadence_error(entry: Mapping[str, Any], interval_s: float) -> tuple[float, f
 def synth_csv(rows: int, seed: int = 1) -> Path:
     """A `supervisor.dataset.synth.write_csv` dataset, cached under benchmarks/.cache by (rows,
     seed, generator source): generating a million rows takes the better part of a minute."""
+    return synth_dataset(rows, seed)
+
+
+def synth_dataset(rows: int, seed: int = 1, suffix: str = ".csv") -> Path:
+    """`synth_csv` in the format `suffix` names (`supervisor.dataset.synth.write`)."""
     import supervisor.dataset.synth
 
     source = Path(supervisor.dataset.synth.__file__).read_bytes()
@@ -584,12 +589,12 @@ def synth_csv(rows: int, seed: int = 1) -> Path:
     gitignore = CACHE_DIR / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text("*\n", encoding="utf-8")
-    path = CACHE_DIR / "datasets" / f"transactions-{rows}-{seed}-{digest}.csv"
+    path = CACHE_DIR / "datasets" / f"transactions-{rows}-{seed}-{digest}{suffix}"
     path.parent.mkdir(exist_ok=True)
     if not path.exists():
-        for stale in path.parent.glob(f"transactions-{rows}-{seed}-*.csv"):
+        for stale in path.parent.glob(f"transactions-{rows}-{seed}-*{suffix}"):
             stale.unlink()  # made by an earlier version of the generator
-        supervisor.dataset.synth.write_csv(path, rows=rows, seed=seed)
+        supervisor.dataset.synth.write(path, rows=rows, seed=seed)
     return path
 
 

@@ -150,11 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser(
         "generate-dataset",
         parents=[common],
-        help="write a realistic synthetic transactions CSV",
+        help="write a realistic synthetic transactions dataset (CSV, JSON Lines or Parquet)",
     )
     gen.add_argument("--rows", type=_positive_int, default=10_000, help="rows (default 10000)")
     gen.add_argument("--seed", type=int, default=42, help="RNG seed (default 42)")
-    gen.add_argument("--out", type=Path, required=True, help="output CSV path, or - for stdout")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output path, its format by extension (.csv, .jsonl, .ndjson, .parquet; .gz for"
+        " CSV or JSON Lines; CSV otherwise), or - for CSV on stdout",
+    )
+    gen.add_argument(
+        "--cards",
+        type=_positive_int,
+        default=None,
+        help="add a card_id column drawn from this many cards (for dataset.entity)",
+    )
     return parser
 
 

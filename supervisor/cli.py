@@ -300,23 +300,23 @@ class _Stdout(io.TextIOBase):
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from supervisor.dataset import FIELDS
-    from supervisor.dataset.synth import generate, write_csv
+    from supervisor.dataset.synth import generate, header, write
 
+    cards = args.cards or 0
     if str(args.out) == "-":  # stdout, as the usual convention goes; logs stay on stderr
         import csv
 
         writer = csv.writer(sys.stdout, lineterminator="\n")
         try:
-            writer.writerow(FIELDS)
-            writer.writerows(generate(args.rows, args.seed))
+            writer.writerow(header(cards))
+            writer.writerows(generate(args.rows, args.seed, cards=cards))
             sys.stdout.flush()
         except BrokenPipeError:  # `| head`: the reader had what it wanted
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
     try:
-        write_csv(args.out, rows=args.rows, seed=args.seed)
+        write(args.out, rows=args.rows, seed=args.seed, cards=cards)
     except OSError as exc:
         raise DatasetError(
             f"cannot write {args.out}: {exc.strerror or exc} — choose another --out path"

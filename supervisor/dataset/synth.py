@@ -2,12 +2,16 @@
 
 Rows come out in chronological order over `DAYS` days starting at `START`, with a daily rhythm per
 kind of spending (meals at lunch and dinner, direct debits overnight, shops in the daytime). The
-same `(rows, seed)` always gives the same rows, so `write_csv` output is byte-identical run to run.
+same `(rows, seed)` always gives the same rows, so `write_csv` output is byte-identical run to run;
+`write` also writes JSON Lines and Parquet, and a `card_id` column for fraud scenarios' entities.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import itertools
+import json
 import math
 import os
 import random
@@ -16,10 +20,13 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import accumulate
 from pathlib import Path
+from typing import TextIO
 
-from supervisor.dataset import FIELDS
+from supervisor.dataset.codec import FIELDS
+from supervisor.dataset.columns import Format, format_of
 
 START = datetime(2026, 1, 1)
 DAYS = 30
@@ -122,11 +129,24 @@ _KINDS = (
 )  # fmt: skip
 
 
-def generate(rows: int, seed: int) -> Iterator[tuple[str, ...]]:
-    """Iterate over `rows` transactions: tuples of strings in `FIELDS` order, oldest first."""
+def generate(rows: int, seed: int, *, cards: int = 0) -> Iterator[tuple[str, ...]]:
+    """Iterate over `rows` transactions: tuples of strings in `header(cards)` order, oldest first.
+
+    `cards` > 0 adds a `card_id`, each row's drawn from that many cards by a generator of its
+    own, so the seven fields are the same rows with or without it.
+    """
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
-    return _generate(rows, random.Random(seed))
+    transactions = _generate(rows, random.Random(seed))
+    if not cards:
+        return transactions
+    draw = random.Random(f"{seed}/cards").randrange
+    return ((*row, f"card-{draw(cards):06d}") for row in transactions)
+
+
+def header(cards: int = 0) -> tuple[str, ...]:
+    """The columns `generate(..., cards=cards)` gives."""
+    return (*FIELDS, "card_id") if cards else FIELDS
 
 
 def _generate(rows: int, rng: random.Random) -> Iterator[tuple[str, ...]]:
@@ -185,14 +205,77 @@ def _transaction(rng: random.Random, kind: _Kind, when: str) -> tuple[str, ...]:
 
 def write_csv(path: str | os.PathLike[str], rows: int, seed: int) -> None:
     """Write `generate(rows, seed)` as UTF-8 CSV under a header row; replaces `path` atomically."""
-    transactions = generate(rows, seed)
+    write(path, rows, seed, fmt="csv")
+
+
+def write(
+    path: str | os.PathLike[str],
+    rows: int,
+    seed: int,
+    *,
+    fmt: Format | None = None,
+    cards: int = 0,
+) -> None:
+    """Write `generate(rows, seed)` in `fmt` (None: as `path`'s extension says, CSV when it says
+    nothing), gzipped when `path` ends in `.gz` (CSV, JSON Lines); replaces `path` atomically.
+
+    `cards`: as `generate`'s. Parquet holds typed columns (a decimal amount, a timestamp), which
+    load as the CSV's text does.
+    """
     target = Path(path)
+    fmt = fmt or format_of(target.name) or "csv"
+    columns = header(cards)
+    transactions = generate(rows, seed, cards=cards)
     partial = target.with_name(f".{target.name}.partial")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(FIELDS)
-            writer.writerows(transactions)
+        if fmt == "parquet":
+            _write_parquet(partial, columns, transactions)
+        else:
+            opener = gzip.open if target.name.lower().endswith(".gz") else open
+            with opener(partial, "wt", encoding="utf-8", newline="") as f:
+                if fmt == "jsonl":
+                    _write_jsonl(f, columns, transactions)
+                else:
+                    writer = csv.writer(f, lineterminator="\n")
+                    writer.writerow(columns)
+                    writer.writerows(transactions)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _write_jsonl(f: TextIO, header: tuple[str, ...], rows: Iterator[tuple[str, ...]]) -> None:
+    """One object a line, the amount a JSON number written as the CSV has it (`12.50`)."""
+    keys = [f"{json.dumps(name)}:" for name in header]
+    amount = header.index("amount")
+    for row in rows:
+        f.write(
+            "{"
+            + ",".join(
+                key + (text if i == amount else json.dumps(text, ensure_ascii=False))
+                for i, (key, text) in enumerate(zip(keys, row, strict=True))
+            )
+            + "}\n"
+        )
+
+
+def _write_parquet(path: Path, header: tuple[str, ...], rows: Iterator[tuple[str, ...]]) -> None:
+    import pyarrow as pa  # only for this format
+    import pyarrow.parquet as pq
+
+    types = {"amount": pa.decimal128(18, 2), "timestamp": pa.timestamp("s")}
+    schema = pa.schema([(name, types.get(name, pa.string())) for name in header])
+    with pq.ParquetWriter(path, schema) as writer:
+        while chunk := list(itertools.islice(rows, 100_000)):
+            columns = [pa.array(column, pa.string()) for column in zip(*chunk, strict=True)]
+            writer.write_batch(
+                pa.record_batch(
+                    [
+                        column.cast(schema.field(name).type)
+                        if name != "amount"
+                        else pa.array([Decimal(a) for a in column.to_pylist()], types["amount"])
+                        for name, column in zip(header, columns, strict=True)
+                    ],
+                    schema=schema,
+                )
+            )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.dataset import FIELDS, parse_csv
-from supervisor.dataset.synth import DAYS, START, generate, write_csv
+from supervisor.dataset import FIELDS, Reading, load_dataset, parse_csv
+from supervisor.dataset.synth import DAYS, START, generate, write, write_csv
 
 SHIPPED = Path(__file__).parents[2] / "data" / "transactions.csv"
 
@@ -127,3 +127,27 @@ def test_descriptions_are_built_per_kind_and_name_the_merchant(rows: list[dict[s
 def test_the_shipped_dataset_is_the_generator_output_for_seed_42(tmp_path: Path) -> None:
     write_csv(tmp_path / "tx.csv", rows=10_000, seed=42)
     assert SHIPPED.read_bytes() == (tmp_path / "tx.csv").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["tx.csv.gz", "tx.jsonl", "tx.ndjson.gz", "tx.parquet"])
+def test_every_format_loads_as_the_csv_does(tmp_path: Path, name: str) -> None:
+    write_csv(tmp_path / "tx.csv", rows=400, seed=5)
+    write(tmp_path / name, rows=400, seed=5)
+    expected = load_dataset(str(tmp_path / "tx.csv"))
+    loaded = load_dataset(str(tmp_path / name))
+    assert loaded.values == expected.values
+    assert loaded.ts_spans == expected.ts_spans
+
+
+def test_a_card_column_leaves_the_seven_fields_as_they_were(tmp_path: Path) -> None:
+    write_csv(tmp_path / "tx.csv", rows=300, seed=5)
+    write(tmp_path / "cards.parquet", rows=300, seed=5, cards=20)
+    keep = Reading(extra_columns="keep", entity="card_id")
+    with_cards = load_dataset(str(tmp_path / "cards.parquet"), reading=keep)
+    assert dict(with_cards.columns) == {"card_id": "string"}
+    cards = with_cards.key_column("card_id")
+    assert 10 < len(set(cards)) <= 20
+    assert all(card.startswith(b"card-") for card in cards)
+    plain = load_dataset(str(tmp_path / "cards.parquet"))
+    assert plain.dropped == ("card_id",)
+    assert plain.values == load_dataset(str(tmp_path / "tx.csv")).values
