@@ -66,27 +66,17 @@ class _Batch:
         self._known: frozenset[str] = frozenset()
         self._unsent: dict[str, None] = {}  # later objects' other keys, in order of appearance
         self._numbers: list[int] = []
-        self._columns: list[list[str | None]] = []
+        self._columns: list[list[Any]] = []
 
     def add(self, number: int, record: dict[str, Any]) -> None:
-        rows = self._rows
-        if rows is None:
-            rows = self._start(list(record))
+        if self._rows is None:
+            self._start(list(record))
         if not self._known.issuperset(record):
             self._unsent.update(dict.fromkeys(k for k in record if k not in self._known))
-        texts = []
-        for name in self._names:
-            value = record.get(name)
-            if value is None or isinstance(value, str):
-                texts.append(value)
-            elif isinstance(value, bool):
-                texts.append(_BOOLS[value])
-            else:
-                self.reject(number, f"{name}: an array or object, not a value ({clip(value)!r})")
-                return
+        get = record.get
+        for column, name in zip(self._columns, self._names, strict=True):
+            column.append(get(name))
         self._numbers.append(number)
-        for column, text in zip(self._columns, texts, strict=True):
-            column.append(text)
         if len(self._numbers) >= _BATCH_ROWS:
             self._flush()
 
@@ -106,6 +96,7 @@ class _Batch:
         if self._unsent:
             dropped = (*rows.columns.dropped, *self._unsent)
             rows.columns = replace(rows.columns, dropped=dropped)
+        pa.default_memory_pool().release_unused()  # what the batches took goes back to the system
         return rows.finish(empty="the file has no JSON objects")
 
     def _start(self, keys: list[str]) -> Rows:
@@ -122,12 +113,41 @@ class _Batch:
         return rows
 
     def _flush(self) -> None:
-        if self._rows is None or not self._numbers:
+        rows, numbers = self._rows, self._numbers
+        if rows is None or not numbers:
             return
-        texts = {
-            name: pa.array(column, pa.string())
-            for name, column in zip(self._names, self._columns, strict=True)
-        }
-        add_columns(self._rows, texts, self._numbers)
+        bad: dict[int, str] = {}  # batch position -> why
+        texts = {}
+        for name, column in zip(self._names, self._columns, strict=True):
+            try:
+                texts[name] = pa.array(column, pa.string())
+            except (pa.ArrowTypeError, pa.ArrowInvalid):  # not only strings and nulls
+                texts[name] = pa.array(_texts(name, column, bad), pa.string())
+        if bad and self._fail:  # the rows before the first bad one may fail first
+            first = min(bad)
+            add_columns(rows, {n: t.slice(0, first) for n, t in texts.items()}, numbers[:first])
+            rows.reject(numbers[first], bad[first])  # raises
+        if bad:
+            keep = pa.array([i not in bad for i in range(len(numbers))])
+            texts = {name: text.filter(keep) for name, text in texts.items()}
+            for i, reason in sorted(bad.items()):
+                rows.reject(numbers[i], reason)
+            numbers = [n for i, n in enumerate(numbers) if i not in bad]
+        add_columns(rows, texts, numbers)
         self._numbers = []
         self._columns = [[] for _ in self._names]
+
+
+def _texts(name: str, values: list[Any], bad: dict[int, str]) -> list[str | None]:
+    """`values` as text (`true`/`false` for booleans; numbers are text already); an array or
+    object makes its row bad."""
+    texts: list[str | None] = []
+    for i, value in enumerate(values):
+        if value is None or isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, bool):
+            texts.append(_BOOLS[value])
+        else:
+            bad.setdefault(i, f"{name}: an array or object, not a value ({clip(value)!r})")
+            texts.append(None)
+    return texts
