@@ -248,6 +248,10 @@ class CardTesting(_Scenario):
     window_s: Period = 30.0
     merchant: str | None = None
     """The merchant attacked; null picks one from a sampled debit at each occurrence."""
+    per: Literal["merchant", "entity"] | None = None
+    """`merchant`: many cards tried at one merchant (each event a debit with its own card);
+    `entity`: one stolen card (the `dataset.entity` of a sampled debit) tried at many merchants,
+    or at `merchant` when set. Null: `entity` when the dataset has one, else `merchant`."""
 
     @model_validator(mode="after")
     def _check_ranges(self) -> CardTesting:

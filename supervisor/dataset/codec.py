@@ -208,6 +208,12 @@ def field_text(value: bytes, field: str) -> bytes:
     return cast(str, json.loads(literal)).encode()
 
 
+def field_literal(value: bytes, field: str) -> bytes:
+    """The JSON literal of `field` in one value, as written (a string with its quotes)."""
+    start, end = field_span(value, field)
+    return value[start:end]
+
+
 def column(values: Sequence[bytes], field: str) -> tuple[bytes, ...]:
     """`field_text` of `field` in each value (a kept column's `null` reads as empty text)."""
     texts = tuple(field_text(value, field) for value in values)

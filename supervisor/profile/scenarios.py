@@ -10,6 +10,15 @@ Fraud events are real dataset debits (operation_type debit, side outgoing), neve
 records: a scenario only picks which ones, when, and for some kinds a new amount, so a detector
 cannot tell them apart by anything but the pattern the scenario plants.
 
+With a `dataset.entity` (a kept column such as `card_id`), scenarios act on it as real fraud does:
+card-testing tries one stolen card (the entity of a drawn debit) at many merchants (`per:
+entity`, the default then) or many cards at one merchant (`per: merchant`, each event its row's
+own card); a velocity burst is one card's; the cards a compromised merchant saw each show up once
+more, at another merchant, within `duration_s` after the compromise ends (a follow-up of the same
+occurrence). An event that takes on a card carries it in place of its row's
+(`ScenarioEvent.entity`). Without an entity, no draw is added or moved: a seeded
+profile replays exactly what it did before entities existed.
+
 Most ticks start nothing, so the idle path costs one comparison (`every_s`) or one
 `rng.random()` (`probability`) and allocates nothing.
 """
@@ -36,11 +45,13 @@ from supervisor.config import (
     Velocity,
 )
 from supervisor.dataset import Dataset
-from supervisor.dataset.codec import amount_of, is_debit
+from supervisor.dataset.codec import amount_of, field_literal, is_debit
 from supervisor.errors import DatasetError
 from supervisor.profile.events import fresh_uuids
 
 _OUTLIER_QUANTILE = 0.99
+_MAX_MISUSED = 10_000
+"""Most cards of one compromise used again elsewhere."""
 _T = TypeVar("_T")
 
 
@@ -54,6 +65,9 @@ class ScenarioEvent:
     """The dataset row it is built from."""
     amount: bytes | None
     """Replacement amount as JSON number text with cents (b"1.37"); None keeps the row's."""
+    entity: bytes | None = None
+    """Replacement `dataset.entity` as its JSON literal (b'"card-000042"'); None keeps the
+    row's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,11 @@ class Occurrence:
     positions instead (`TickPlan.replaced`)."""
     merchant: str | None
     """The merchant involved, when there is one (not for velocity, which spans merchants)."""
+    entity: bytes | None = None
+    """The one entity (card) every event carries, as its JSON literal, when there is one."""
+    follow_up: bool = False
+    """Events of an occurrence already started (a compromise's cards used elsewhere), not a new
+    occurrence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +130,23 @@ class ScenarioPlanner:
     __slots__ = (
         "_arrival_rate",
         "_bounds",
+        "_cards",
         "_compromise",
         "_compromise_block",
         "_compromise_end_s",
+        "_entity",
         "_fixed_merchant",
+        "_follow_up",
         "_merchants",
         "_next_arrival_s",
         "_p99",
+        "_per_entity",
         "_probability",
         "_rng",
         "_rows",
         "_scenario",
         "_share",
+        "_values",
     )
 
     def __init__(self, scenario: Scenario, dataset: Dataset, rng: random.Random) -> None:
@@ -146,6 +170,20 @@ class ScenarioPlanner:
             scenario.merchant if isinstance(scenario, CardTesting | MerchantCompromise) else None
         )
         self._fixed_merchant = None if merchant is None else self._merchant_index(merchant, dataset)
+        self._values = dataset.values
+        self._entity = dataset.entity
+        per = scenario.per if isinstance(scenario, CardTesting) else None
+        if per == "entity" and dataset.entity is None:
+            raise DatasetError(
+                f"scenario.per: entity needs an entity column, and dataset {dataset.source} has"
+                " none — set dataset.entity (e.g. card_id, with extra_columns: keep) or per:"
+                " merchant"
+            )
+        # One card per occurrence: card-testing per entity, and a velocity burst.
+        self._per_entity = dataset.entity is not None and (
+            isinstance(scenario, Velocity)
+            or (isinstance(scenario, CardTesting) and per != "merchant")
+        )
         self._p99 = (
             dataset.derived(
                 "p99",
@@ -167,6 +205,11 @@ class ScenarioPlanner:
         self._compromise: Occurrence | None = None
         self._compromise_end_s = 0.0
         self._compromise_block = (0, 0)
+        self._cards: dict[bytes, None] | None = (
+            {} if dataset.entity is not None and isinstance(scenario, MerchantCompromise) else None
+        )
+        """The cards the compromise under way saw (with an entity), in order."""
+        self._follow_up: list[Occurrence] = []
 
     def tick(self, at_s: float, batch_size: int) -> TickPlan:
         """The plan for the batch of `batch_size` rows due at run time `at_s`."""
@@ -184,7 +227,11 @@ class ScenarioPlanner:
                 occurrence = self._start(start_s)
                 if occurrence is not None:
                     started.append(occurrence)
-        return TickPlan(tuple(started), self._replaced(at_s, batch_size))
+        replaced = self._replaced(at_s, batch_size)
+        if self._follow_up:
+            started += self._follow_up
+            self._follow_up.clear()
+        return TickPlan(tuple(started), replaced)
 
     def _arrivals_until(self, at_s: float) -> list[float]:
         """Pop every Poisson arrival at or before `at_s`; draw the one after them."""
@@ -206,19 +253,30 @@ class ScenarioPlanner:
         return self._start_compromise(scenario, start_s)
 
     def _start_card_testing(self, scenario: CardTesting, start_s: float) -> Occurrence:
-        """Draws: id, merchant (unless configured), count, offsets, rows, amounts."""
+        """Draws: id, merchant (unless configured) or, per entity, the card, then count,
+        offsets, rows, amounts."""
         rng = self._rng
         scenario_id = fresh_uuids(rng, 1)
-        merchant = self._pick_merchant()
+        card = None
+        if self._per_entity:
+            card = self._pick_entity()
+            merchant = self._fixed_merchant
+        else:
+            merchant = self._pick_merchant()
         count = rng.randint(scenario.min_attempts, scenario.max_attempts)
         offsets = sorted([rng.random() * scenario.window_s for _ in range(count)])
-        rows = self._debits_of(merchant, count)
+        rows = (
+            rng.choices(self._rows, k=count)
+            if merchant is None
+            else self._debits_of(merchant, count)
+        )
         low, high = scenario.min_amount, scenario.max_amount
         events = tuple(
-            ScenarioEvent(start_s + offset, row, _cents(rng.uniform(low, high)))
+            ScenarioEvent(start_s + offset, row, _cents(rng.uniform(low, high)), card)
             for offset, row in zip(offsets, rows, strict=True)
         )
-        return Occurrence("card-testing", scenario_id, start_s, events, self._merchants[merchant])
+        name = None if merchant is None else self._merchants[merchant]
+        return Occurrence("card-testing", scenario_id, start_s, events, name, card)
 
     def _start_amount_outlier(self, scenario: AmountOutlier, start_s: float) -> Occurrence:
         """Draws: id, row, factor."""
@@ -233,22 +291,25 @@ class ScenarioPlanner:
         )
 
     def _start_velocity(self, scenario: Velocity, start_s: float) -> Occurrence:
-        """Draws: id, count, offsets, rows."""
+        """Draws: id, the card (with an entity), count, offsets, rows."""
         rng = self._rng
         scenario_id = fresh_uuids(rng, 1)
+        card = self._pick_entity() if self._per_entity else None
         count = rng.randint(scenario.min_count, scenario.max_count)
         offsets = sorted([rng.random() * scenario.window_s for _ in range(count)])
         rows = rng.choices(self._rows, k=count)
         events = tuple(
-            ScenarioEvent(start_s + offset, row, None)
+            ScenarioEvent(start_s + offset, row, None, card)
             for offset, row in zip(offsets, rows, strict=True)
         )
-        return Occurrence("velocity", scenario_id, start_s, events, None)
+        return Occurrence("velocity", scenario_id, start_s, events, None, card)
 
     def _start_compromise(self, scenario: MerchantCompromise, start_s: float) -> Occurrence | None:
         """Draws: id, merchant (unless configured); nothing for an arrival that is skipped."""
-        if self._compromise is not None and start_s < self._compromise_end_s:
-            return None
+        if self._compromise is not None:
+            if start_s < self._compromise_end_s:
+                return None
+            self._end_compromise()
         scenario_id = fresh_uuids(self._rng, 1)
         merchant = self._pick_merchant()
         occurrence = Occurrence(
@@ -266,7 +327,7 @@ class ScenarioPlanner:
         if occurrence is None:
             return _NOTHING_REPLACED
         if at_s >= self._compromise_end_s:
-            self._compromise = None
+            self._end_compromise()
             return _NOTHING_REPLACED
         share = self._share
         # One draw per position: simpler than skipping ahead by geometric gaps, and as fast or
@@ -275,16 +336,70 @@ class ScenarioPlanner:
         positions = [position for position in range(batch_size) if draw() < share]
         rows = self._rows
         picks = self._rng.choices(range(*self._compromise_block), k=len(positions))
+        cards = self._cards
+        if cards is not None:
+            assert self._entity is not None
+            for pick in picks:
+                card = field_literal(self._values[rows[pick]], self._entity)
+                if card != b"null":
+                    cards[card] = None
         return {
             position: (rows[pick], occurrence)
             for position, pick in zip(positions, picks, strict=True)
         }
+
+    def _end_compromise(self) -> None:
+        """The compromise under way is over: with an entity, its cards show up elsewhere."""
+        compromise, cards = self._compromise, self._cards
+        self._compromise = None
+        if compromise is not None and cards:
+            self._follow_up.append(self._misuse(compromise, list(cards)[:_MAX_MISUSED]))
+            cards.clear()
+
+    def _misuse(self, compromise: Occurrence, cards: list[bytes]) -> Occurrence:
+        """Each card once more, within the compromise's duration after its end, on a debit of
+        another merchant (any debit when the merchant had them all). Draws: per card, its
+        time and its row."""
+        rng, rows = self._rng, self._rows
+        low, high = self._compromise_block
+        others = len(rows) - (high - low)
+        end_s = self._compromise_end_s
+        duration_s = end_s - compromise.start_s
+        events = []
+        for card in cards:
+            at_s = end_s + rng.random() * duration_s
+            if others > 0:
+                position = rng.randrange(others)
+                position += high - low if position >= low else 0
+            else:
+                position = rng.randrange(len(rows))
+            events.append(ScenarioEvent(at_s, rows[position], None, card))
+        events.sort(key=lambda event: event.at_s)
+        return Occurrence(
+            compromise.kind,
+            compromise.id,
+            end_s,
+            tuple(events),
+            compromise.merchant,
+            follow_up=True,
+        )
 
     def _pick_merchant(self) -> int:
         """The configured merchant, or the merchant of a uniformly drawn debit (one draw)."""
         if self._fixed_merchant is not None:
             return self._fixed_merchant
         return bisect_right(self._bounds, self._rng.randrange(len(self._rows))) - 1
+
+    def _pick_entity(self) -> bytes:
+        """The entity (as its JSON literal) of a uniformly drawn debit that has one: one draw,
+        more only while the drawn debits have none (at most 16)."""
+        assert self._entity is not None
+        rows, values = self._rows, self._values
+        for _ in range(16):
+            card = field_literal(values[rows[self._rng.randrange(len(rows))]], self._entity)
+            if card != b"null":
+                break
+        return card
 
     def _debits_of(self, merchant: int, count: int) -> list[int]:
         """`count` debit rows of `merchant`, uniformly with replacement."""

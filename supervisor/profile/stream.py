@@ -26,11 +26,13 @@ from supervisor.config import Config, Labels, ProfileSettings
 from supervisor.dataset import Dataset
 from supervisor.dataset.codec import (
     epoch_ms,
+    field_literal,
     field_text,
     id_of,
     iso_timestamp,
     splice,
     with_amount,
+    with_field,
 )
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
@@ -103,6 +105,7 @@ class ProfileStream:
         when its rows cannot support the profile's scenario."""
         settings = self._settings
         self._dataset = dataset
+        self._entity = self._tags.entity = dataset.entity
         self._values = dataset.values
         self._spans = dataset.ts_spans
         needs_epochs = settings.timestamp != "now" and (
@@ -275,7 +278,8 @@ class ProfileStream:
 
     def _start(self, occurrence: Occurrence, lag_s: float) -> None:
         """Schedule the events of a fraud occurrence, each built from its real row."""
-        self.occurrences[occurrence.kind] = self.occurrences.get(occurrence.kind, 0) + 1
+        if not occurrence.follow_up:
+            self.occurrences[occurrence.kind] = self.occurrences.get(occurrence.kind, 0) + 1
         if not occurrence.events:
             return
         headers = self._tags.headers(occurrence)
@@ -299,6 +303,9 @@ class ProfileStream:
             )
             if event.amount is not None:
                 value = with_amount(value, event.amount)
+            if event.entity is not None:
+                assert self._entity is not None
+                value = with_field(value, self._entity, event.entity)
             message = Outgoing(
                 self._topic,
                 value,
@@ -319,6 +326,9 @@ class _FraudTags:
         self._base = headers
         self._rng = rng
         self._by_occurrence: dict[bytes, Headers] = {}
+        self.entity: str | None = None
+        """The dataset's entity column: each label then names the event's (`entity`,
+        `entity_id`)."""
 
     def headers(self, occurrence: Occurrence) -> Headers:
         headers = self._by_occurrence.get(occurrence.id)
@@ -341,15 +351,19 @@ class _FraudTags:
         if labels is None:
             return None
         event_id = id_of(value)
-        label = json.dumps(
-            {
-                "id": event_id.decode(),
-                "label": "fraud",
-                "scenario": occurrence.kind,
-                "scenario_id": occurrence.id.decode(),
-            },
-            separators=(",", ":"),
-        ).encode()
+        fields: dict[str, str | None] = {
+            "id": event_id.decode(),
+            "label": "fraud",
+            "scenario": occurrence.kind,
+            "scenario_id": occurrence.id.decode(),
+        }
+        if self.entity is not None:
+            fields["entity"] = self.entity
+            card = field_literal(value, self.entity)
+            fields["entity_id"] = (
+                None if card == b"null" else field_text(value, self.entity).decode()
+            )
+        label = json.dumps(fields, separators=(",", ":")).encode()
         delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
         return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
 
