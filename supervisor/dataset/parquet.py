@@ -9,7 +9,9 @@ A rejected row is reported by its row number, from 1.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Final, Literal
+import shutil
+import tempfile
+from typing import BinaryIO, Final, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +24,7 @@ from supervisor.dataset.model import Dataset
 from supervisor.dataset.rows import Rows
 from supervisor.errors import DatasetError
 
+_SPOOL_CHUNK: Final = 1 << 20
 _BATCH_ROWS: Final = 65_536
 """Rows converted at once: bounds the Arrow memory alive beside the values."""
 
@@ -30,8 +33,21 @@ def parse_parquet(
     stream: BinaryIO, source: str, on_invalid: Literal["skip", "fail"], reading: Reading
 ) -> Dataset:
     """Validate and serialize a Parquet file of transactions (see `parse.parse_csv`)."""
+    if stream.seekable():
+        return _parse(stream, source, on_invalid, reading)
+    # Its index is at its end: an S3 object is spooled to a temporary file first (not to memory:
+    # a million rows are 56 MB of Parquet, held at the peak of the load).
+    with tempfile.TemporaryFile() as spooled:
+        shutil.copyfileobj(stream, spooled, _SPOOL_CHUNK)
+        spooled.seek(0)
+        return _parse(cast(BinaryIO, spooled), source, on_invalid, reading)
+
+
+def _parse(
+    stream: BinaryIO, source: str, on_invalid: Literal["skip", "fail"], reading: Reading
+) -> Dataset:
     try:
-        file = pq.ParquetFile(stream if stream.seekable() else pa.BufferReader(stream.read()))
+        file = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(
             f"dataset {source}: not a Parquet file ({exc}) — check the file, or set dataset.format"

@@ -58,7 +58,7 @@ def parse_stream(
     reader = _Records(rows, header, source)
     canonical = _CANONICAL_ROW.fullmatch if header == list(FIELDS) else None
     field_limit = csv.field_size_limit()  # longer lines go to csv, which enforces it
-    add = rows.add
+    values, spans = rows.values, rows.ts_spans  # appended to inline: no call per row
     real_dates: dict[bytes, bool] = {}  # the regex checks ranges, this the calendar
     for line in lines:
         number += 1
@@ -76,18 +76,19 @@ def parse_stream(
             if real is None:
                 real = real_dates[day] = _is_date(day)
             if real:
-                add(
-                    *codec.encode_plain(
-                        id_.lower(),
-                        quoted or plain,
-                        amount,
-                        day,
-                        clock,
-                        quoted_m or plain_m,
-                        operation,
-                        side,
-                    )
+                value, start, end = codec.encode_plain(
+                    id_.lower(),
+                    quoted or plain,
+                    amount,
+                    day,
+                    clock,
+                    quoted_m or plain_m,
+                    operation,
+                    side,
                 )
+                values.append(value)
+                spans.append(start)
+                spans.append(end)
                 continue
         number = reader.parse(line, lines, number)
     return rows.finish()
