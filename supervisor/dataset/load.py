@@ -12,7 +12,7 @@ from typing import BinaryIO, Final, Literal, cast
 
 import botocore.exceptions
 
-from supervisor.dataset.columns import Reading
+from supervisor.dataset.columns import Format, Reading
 from supervisor.dataset.location import DatasetLocation, LocalFile, S3Object, parse_location
 from supervisor.dataset.model import Dataset
 from supervisor.dataset.parse import parse_stream
@@ -72,7 +72,7 @@ def _parse_text(
     stream: BinaryIO,
     source: str,
     on_invalid: Literal["skip", "fail"],
-    fmt: str,
+    fmt: Format,
     reading: Reading,
 ) -> Dataset:
     if fmt == "jsonl":

@@ -105,15 +105,11 @@ class Rows:
         self._pending: list[tuple[int, int, dict[str, Any]]] = []  # (slot, number, record)
         self._rejected: list[InvalidRow] = []  # since the last flush
 
-    def add(self, value: bytes, ts_start: int, ts_end: int) -> None:
-        """A row the reader encoded itself (canonical: `codec.encode` would give these bytes)."""
-        self.values.append(value)
-        self.ts_spans.append(ts_start)
-        self.ts_spans.append(ts_end)
-
     def add_many(self, values: Sequence[bytes | None], ts_spans: array[int]) -> int:
-        """Rows in bulk, as `add`, but a row to validate holds None (and two zero spans) until
-        it is given to `defer` with its slot; returns the slot of the first of them."""
+        """Rows the reader encoded itself (canonical: `codec.encode` would give these bytes),
+        in bulk (a reader may also append to `values` and `ts_spans` itself); a row to validate
+        holds None (and two zero spans) until it is given to `defer` with its slot. Returns the
+        slot of the first of them."""
         first = len(self.values)
         self.values += values
         self.ts_spans += ts_spans
