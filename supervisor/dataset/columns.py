@@ -78,7 +78,7 @@ class Reading:
     def columns_of(self, names: Sequence[str], source: str) -> Columns:
         """The `Columns` of a dataset whose columns are `names` (the seven fields among them);
         a declared column or the entity missing from `names` is a `DatasetError`."""
-        extra = [name for name in dict.fromkeys(names) if name not in FIELDS]
+        extra = [name for name in dict.fromkeys(names) if name and name not in FIELDS]
         if self.extra_columns == "drop":
             return Columns(_NO_TYPES, tuple(extra))
         missing = [name for name in self.types if name not in extra]

@@ -12,7 +12,7 @@ from typing import BinaryIO, Final, Literal, cast
 
 import botocore.exceptions
 
-from supervisor.dataset.columns import Format, Reading
+from supervisor.dataset.columns import Format, Reading, format_of
 from supervisor.dataset.location import DatasetLocation, LocalFile, S3Object, parse_location
 from supervisor.dataset.model import Dataset
 from supervisor.dataset.parse import parse_stream
@@ -21,6 +21,7 @@ from supervisor.errors import DatasetError
 
 _READ_BUFFER = 1 << 20
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+_PARQUET_MAGIC: Final = b"PAR1"
 _SEVEN_COLUMNS: Final = Reading()
 
 
@@ -50,14 +51,18 @@ def parse_any(
     stream: BinaryIO, source: str, on_invalid: Literal["skip", "fail"], reading: Reading
 ) -> Dataset:
     """Parse `stream` in the format `reading` gives `source`; a gzipped CSV or JSON Lines stream
-    (by its first bytes) is read through gzip."""
+    (by its first bytes) is read through gzip, and a file whose name says no format but whose
+    first bytes say Parquet is read as Parquet."""
     fmt = reading.format_for(source)
-    if fmt == "parquet":
+    peek = getattr(stream, "peek", None)
+    first = peek(4)[:4] if peek is not None else b""
+    if fmt == "parquet" or (
+        first == _PARQUET_MAGIC and reading.format is None and format_of(source) is None
+    ):
         from supervisor.dataset.parquet import parse_parquet  # pyarrow: imported when needed
 
         return parse_parquet(stream, source, on_invalid, reading)
-    peek = getattr(stream, "peek", None)
-    if peek is not None and peek(2)[:2] == _GZIP_MAGIC:
+    if first[:2] == _GZIP_MAGIC:
         try:
             with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
                 return _parse_text(cast(BinaryIO, unzipped), source, on_invalid, fmt, reading)

@@ -352,3 +352,34 @@ def test_gzipped_csv_and_jsonl_files_load_from_disk(tmp_path: Path) -> None:
 def test_invalid_row_says_where() -> None:
     assert InvalidRow(3, "x").where == "line 3"
     assert InvalidRow(3, "x", "row").where == "row 3"
+
+
+def test_a_parquet_file_named_without_a_format_is_told_by_its_first_bytes(tmp_path: Path) -> None:
+    rows = _synth(20)
+    (tmp_path / "export.data").write_bytes(_as_parquet(rows))
+    loaded = load_dataset(str(tmp_path / "export.data"))
+    assert loaded.values == parse_csv(table(rows, FIELDS), source="t.csv").values
+
+
+def test_nanosecond_parquet_timestamps_are_cut_to_microseconds() -> None:
+    columns: dict[str, Any] = {name: [value] * 2 for name, value in zip(FIELDS, BASE, strict=True)}
+    columns["timestamp"] = pa.array(
+        [1_768_125_600_000_000_000, 1_768_125_600_123_456_789], pa.timestamp("ns")
+    )
+    stamps = [json.loads(v)["timestamp"] for v in load(parquet(columns), "t.parquet").values]
+    assert stamps == ["2026-01-11T10:00:00", "2026-01-11T10:00:00.123456"]
+
+
+def test_a_nested_parquet_column_that_is_kept_stops_the_load() -> None:
+    columns: dict[str, Any] = {name: [value] for name, value in zip(FIELDS, BASE, strict=True)}
+    columns["tags"] = [["a", "b"]]
+    assert len(load(parquet(columns), "t.parquet")) == 1  # dropped: never read
+    with pytest.raises(DatasetError, match=r"column tags holds list<.*> values, not text"):
+        load(parquet(columns), "t.parquet", Reading(extra_columns="keep"))
+
+
+def test_an_unnamed_csv_column_is_neither_kept_nor_named() -> None:
+    data = table([[*BASE, "x"]], [*FIELDS, ""])
+    assert parse_csv(data, source="t.csv").dropped == ()
+    kept = parse_csv(data, source="t.csv", reading=Reading(extra_columns="keep"))
+    assert kept.columns == {}
