@@ -70,6 +70,19 @@ def add_columns(rows: Rows, texts: Mapping[str, pa.Array], numbers: Sequence[int
         rows.defer(numbers[i], record, first + i)
 
 
+def text_columns(
+    names: Sequence[str], records: list[list[str]], picks: Sequence[int]
+) -> dict[str, pa.Array]:
+    """Rows of text (a CSV's records) as the text columns `columnar.add_columns` takes: column
+    `names[k]` is each record's field `picks[k]`."""
+    if not records:
+        return {name: pa.array([], pa.string()) for name in names}
+    fields = list(zip(*records, strict=True))
+    return {
+        name: pa.array(fields[pick], pa.string()) for name, pick in zip(names, picks, strict=True)
+    }
+
+
 def _canonical(rows: Rows, texts: Mapping[str, pa.Array]) -> pa.BooleanArray:
     """Which rows the codec would write exactly as their text reads."""
     ts = texts["timestamp"]

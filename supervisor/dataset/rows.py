@@ -95,7 +95,8 @@ class Rows:
         self.names = columns.names
         """The columns of a record passed to `defer`, in order: the seven, then the kept ones."""
         self._source = source
-        self._fail = fail
+        self.fail = fail
+        """Whether the first rejected row ends the load (`on_invalid: fail`)."""
         self._entity = entity
         self._unit = unit
         self._schema: _Schema | None = None  # built on the first row that needs it
@@ -124,14 +125,14 @@ class Rows:
             self.values.append(None)
             self.ts_spans.extend((0, 0))
         self._pending.append((slot, number, record))
-        if self._fail or len(self._pending) >= _CHUNK_ROWS:
+        if self.fail or len(self._pending) >= _CHUNK_ROWS:
             self._flush()
 
     def reject(self, number: int, reason: str) -> None:
         """A row the reader could not read at all (malformed), with why."""
         self._malformed += 1
         self._rejected.append(InvalidRow(number, reason, self._unit))
-        if self._fail or len(self._rejected) >= _CHUNK_ROWS:
+        if self.fail or len(self._rejected) >= _CHUNK_ROWS:
             self._flush()
 
     def finish(self, empty: str = "the file has a header but no data rows") -> Dataset:
@@ -183,7 +184,7 @@ class Rows:
                 self.ts_spans[2 * slot + 1] = end
         if rejected:
             rejected.sort(key=operator.attrgetter("line"))
-            if self._fail:
+            if self.fail:
                 first = rejected[0]
                 raise DatasetError(
                     f"dataset {self._source}: {first.where}: {first.reason} — fix the row, "
