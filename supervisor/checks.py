@@ -355,6 +355,11 @@ def _dataset_checks(config: Config) -> Iterator[Check]:
 
 def _describe_dataset(dataset: Dataset) -> str:
     detail = f"{dataset.source}: {_plural(len(dataset), 'valid row')} of {dataset.rows_read:,} read"
+    if dataset.columns:
+        kept = ", ".join(f"{name} ({kind})" for name, kind in dataset.columns.items())
+        detail += f"; also sent: {kept}"
+    if dataset.dropped:
+        detail += f"; not sent: {', '.join(dataset.dropped)}"
     if not dataset.invalid_count:
         return detail
     first = "; ".join(

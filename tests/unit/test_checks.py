@@ -11,7 +11,7 @@ import pytest
 
 from supervisor.checks import config_check_failed, run_checks
 from supervisor.config import REDACTED, Config
-from supervisor.dataset.synth import write_csv
+from supervisor.dataset.synth import write, write_csv
 from supervisor.errors import ConfigError, ExitCode
 
 PROFILES = {"only": {"interval_s": 1, "min_records": 1, "max_records": 3}}
@@ -136,3 +136,21 @@ def test_scenarios_are_checked_against_the_dataset(tmp_path: Path) -> None:
     assert lines[3].startswith("✗ fraud    profiles.only.scenario.merchant: ")
     assert "did you mean 'LIDL'?" in lines[3]
     assert lines[-1] == "1 of 4 checks failed"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "said"),
+    [
+        ({}, "50 valid rows of 50 read; not sent: card_id"),
+        ({"extra_columns": "keep"}, "50 valid rows of 50 read; also sent: card_id (string)"),
+    ],
+)
+def test_the_dataset_line_says_which_extra_columns_are_sent(
+    tmp_path: Path, dataset: dict[str, Any], said: str
+) -> None:
+    path = tmp_path / "cards.parquet"
+    write(path, rows=50, seed=1, cards=5)
+    config = Config.model_validate({"dataset": {"uri": str(path), **dataset}, "profiles": PROFILES})
+    code, lines = run(config)
+    assert code == ExitCode.OK
+    assert f"✓ dataset  {path}: {said}" in lines
