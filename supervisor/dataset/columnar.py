@@ -38,8 +38,9 @@ _TIMESTAMP: Final = (
 which `isoformat()` never writes, are refused apart."""
 _INT: Final = r"^-?(?:0|[1-9][0-9]{0,17})$"
 """An int written as `str(int)` does, within 64 bits."""
-_FLOAT: Final = r"^-?(?:0|[1-9][0-9]{0,8})(?:\.[0-9]{0,5}[1-9])?$|^-?0\.0{0,3}[1-9][0-9]{0,2}$"
-"""A float `codec.literal` writes as it is: at most 15 significant digits, no exponent."""
+_FLOAT: Final = r"^-?[1-9][0-9]{0,8}(?:\.[0-9]{0,5}[1-9])?$|^-?0(?:\.0{0,3}[1-9][0-9]{0,5})?$"
+"""A float `codec.literal` writes as it is: at most 15 significant digits, no exponent (`repr`
+writes one below 1e-4)."""
 _PATTERNS: Final[Mapping[str, str]] = {"string": _TEXT, "int": _INT, "float": _FLOAT}
 
 

@@ -383,3 +383,18 @@ def test_an_unnamed_csv_column_is_neither_kept_nor_named() -> None:
     assert parse_csv(data, source="t.csv").dropped == ()
     kept = parse_csv(data, source="t.csv", reading=Reading(extra_columns="keep"))
     assert kept.columns == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0", "-0", "12", "12.0", "0.5", "1e3", "0.1234", "0.0001", "0.00001", "0.000001", "0.00012",
+     "123456789.123451", "1234567890123456789", "-3.25", " 7 ", "1.50", "0.000123456"],
+)  # fmt: skip
+def test_a_float_column_is_written_as_its_shortest_repr_whichever_path(text: str) -> None:
+    header = [*FIELDS, "score"]
+    ds = parse_csv(
+        table([[*BASE, text]], header),
+        source="t.csv",
+        reading=Reading(extra_columns="keep", types={"score": "float"}),
+    )
+    assert codec.field_text(ds.values[0], "score") == codec.literal(float(text)).encode()
