@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from supervisor.dataset import FIELDS, Dataset, InvalidRow, Reading, codec, load_dataset, parse_csv
 from supervisor.dataset.columns import format_of
@@ -398,3 +399,27 @@ def test_a_float_column_is_written_as_its_shortest_repr_whichever_path(text: str
         reading=Reading(extra_columns="keep", types={"score": "float"}),
     )
     assert codec.field_text(ds.values[0], "score") == codec.literal(float(text)).encode()
+
+
+_CELLS = st.sampled_from(
+    ["", " ", "0", "-0", "7", " 7 ", "007", "1.5", "1.50", "0.00001", "1e3", "nan", "inf", "true",
+     "False", "yes", "0x1", "é", 'a "q"', "a\\b", "\t x", str(2**63), str(-(2**63)), "12345678901"]
+) | st.text(max_size=6)  # fmt: skip
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+@given(cells=st.lists(st.tuples(_CELLS, _CELLS, _CELLS, _CELLS), min_size=1, max_size=5))
+def test_kept_columns_give_the_same_text_on_the_column_path_and_pydantics(
+    cells: list[tuple[str, str, str, str]],
+) -> None:
+    """Each row twice: its seven fields canonical (the column path), then with an id to trim
+    (pydantic's path for the whole row); the kept columns must come out alike, or both rows be
+    rejected for the same reason."""
+    rows = [[*BASE, "", "", "", ""]]  # one valid row at least
+    for extras in cells:
+        rows += [[*BASE, *extras], [f" {ID} ", *BASE[1:], *extras]]
+    ds = parse_csv(table(rows, HEADER), source="t.csv", reading=KEEP)
+    reasons = [r.reason for r in ds.invalid_samples]
+    assert reasons[0::2] == reasons[1::2]
+    tails = [value[value.index(b',"card_id"') :] for value in ds.values[1:]]
+    assert tails[0::2] == tails[1::2]
