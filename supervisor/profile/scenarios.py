@@ -45,13 +45,12 @@ from supervisor.config import (
     Velocity,
 )
 from supervisor.dataset import Dataset
-from supervisor.dataset.codec import amount_of, field_literal, is_debit
+from supervisor.dataset.codec import amount_of, is_debit
 from supervisor.errors import DatasetError
+from supervisor.profile.cards import Cards
 from supervisor.profile.events import fresh_uuids
 
 _OUTLIER_QUANTILE = 0.99
-_MAX_MISUSED = 10_000
-"""Most cards of one compromise used again elsewhere."""
 _T = TypeVar("_T")
 
 
@@ -134,19 +133,16 @@ class ScenarioPlanner:
         "_compromise",
         "_compromise_block",
         "_compromise_end_s",
-        "_entity",
         "_fixed_merchant",
         "_follow_up",
         "_merchants",
         "_next_arrival_s",
         "_p99",
-        "_per_entity",
         "_probability",
         "_rng",
         "_rows",
         "_scenario",
         "_share",
-        "_values",
     )
 
     def __init__(self, scenario: Scenario, dataset: Dataset, rng: random.Random) -> None:
@@ -170,8 +166,6 @@ class ScenarioPlanner:
             scenario.merchant if isinstance(scenario, CardTesting | MerchantCompromise) else None
         )
         self._fixed_merchant = None if merchant is None else self._merchant_index(merchant, dataset)
-        self._values = dataset.values
-        self._entity = dataset.entity
         per = scenario.per if isinstance(scenario, CardTesting) else None
         if per == "entity" and dataset.entity is None:
             raise DatasetError(
@@ -179,10 +173,16 @@ class ScenarioPlanner:
                 " none — set dataset.entity (e.g. card_id, with extra_columns: keep) or per:"
                 " merchant"
             )
-        # One card per occurrence: card-testing per entity, and a velocity burst.
-        self._per_entity = dataset.entity is not None and (
-            isinstance(scenario, Velocity)
-            or (isinstance(scenario, CardTesting) and per != "merchant")
+        # The entity's cards: one per occurrence of card-testing per entity and of velocity, and
+        # those a compromised merchant saw. None: the scenario acts on rows and merchants alone.
+        self._cards = (
+            Cards(dataset.entity, dataset.values, self._rows, rng)
+            if dataset.entity is not None
+            and (
+                isinstance(scenario, Velocity | MerchantCompromise)
+                or (isinstance(scenario, CardTesting) and per != "merchant")
+            )
+            else None
         )
         self._p99 = (
             dataset.derived(
@@ -205,10 +205,6 @@ class ScenarioPlanner:
         self._compromise: Occurrence | None = None
         self._compromise_end_s = 0.0
         self._compromise_block = (0, 0)
-        self._cards: dict[bytes, None] | None = (
-            {} if dataset.entity is not None and isinstance(scenario, MerchantCompromise) else None
-        )
-        """The cards the compromise under way saw (with an entity), in order."""
         self._follow_up: list[Occurrence] = []
 
     def tick(self, at_s: float, batch_size: int) -> TickPlan:
@@ -258,8 +254,8 @@ class ScenarioPlanner:
         rng = self._rng
         scenario_id = fresh_uuids(rng, 1)
         card = None
-        if self._per_entity:
-            card = self._pick_entity()
+        if self._cards is not None:
+            card = self._cards.pick()
             merchant = self._fixed_merchant
         else:
             merchant = self._pick_merchant()
@@ -294,7 +290,7 @@ class ScenarioPlanner:
         """Draws: id, the card (with an entity), count, offsets, rows."""
         rng = self._rng
         scenario_id = fresh_uuids(rng, 1)
-        card = self._pick_entity() if self._per_entity else None
+        card = None if self._cards is None else self._cards.pick()
         count = rng.randint(scenario.min_count, scenario.max_count)
         offsets = sorted([rng.random() * scenario.window_s for _ in range(count)])
         rows = rng.choices(self._rows, k=count)
@@ -336,70 +332,39 @@ class ScenarioPlanner:
         positions = [position for position in range(batch_size) if draw() < share]
         rows = self._rows
         picks = self._rng.choices(range(*self._compromise_block), k=len(positions))
-        cards = self._cards
-        if cards is not None:
-            assert self._entity is not None
-            for pick in picks:
-                card = field_literal(self._values[rows[pick]], self._entity)
-                if card != b"null":
-                    cards[card] = None
+        if self._cards is not None:
+            self._cards.saw(rows[pick] for pick in picks)
         return {
             position: (rows[pick], occurrence)
             for position, pick in zip(positions, picks, strict=True)
         }
 
     def _end_compromise(self) -> None:
-        """The compromise under way is over: with an entity, its cards show up elsewhere."""
+        """The compromise under way is over: with an entity, its cards show up elsewhere, as a
+        follow-up of the same occurrence."""
         compromise, cards = self._compromise, self._cards
         self._compromise = None
-        if compromise is not None and cards:
-            self._follow_up.append(self._misuse(compromise, list(cards)[:_MAX_MISUSED]))
-            cards.clear()
-
-    def _misuse(self, compromise: Occurrence, cards: list[bytes]) -> Occurrence:
-        """Each card once more, within the compromise's duration after its end, on a debit of
-        another merchant (any debit when the merchant had them all). Draws: per card, its
-        time and its row."""
-        rng, rows = self._rng, self._rows
-        low, high = self._compromise_block
-        others = len(rows) - (high - low)
-        end_s = self._compromise_end_s
-        duration_s = end_s - compromise.start_s
-        events = []
-        for card in cards:
-            at_s = end_s + rng.random() * duration_s
-            if others > 0:
-                position = rng.randrange(others)
-                position += high - low if position >= low else 0
-            else:
-                position = rng.randrange(len(rows))
-            events.append(ScenarioEvent(at_s, rows[position], None, card))
-        events.sort(key=lambda event: event.at_s)
-        return Occurrence(
-            compromise.kind,
-            compromise.id,
-            end_s,
-            tuple(events),
-            compromise.merchant,
-            follow_up=True,
-        )
+        if compromise is None or cards is None:
+            return
+        misused = cards.misuse(self._compromise_block, compromise.start_s, self._compromise_end_s)
+        if misused:
+            events = tuple(ScenarioEvent(at_s, row, None, card) for at_s, row, card in misused)
+            self._follow_up.append(
+                Occurrence(
+                    compromise.kind,
+                    compromise.id,
+                    self._compromise_end_s,
+                    events,
+                    compromise.merchant,
+                    follow_up=True,
+                )
+            )
 
     def _pick_merchant(self) -> int:
         """The configured merchant, or the merchant of a uniformly drawn debit (one draw)."""
         if self._fixed_merchant is not None:
             return self._fixed_merchant
         return bisect_right(self._bounds, self._rng.randrange(len(self._rows))) - 1
-
-    def _pick_entity(self) -> bytes:
-        """The entity (as its JSON literal) of a uniformly drawn debit that has one: one draw,
-        more only while the drawn debits have none (at most 16)."""
-        assert self._entity is not None
-        rows, values = self._rows, self._values
-        for _ in range(16):
-            card = field_literal(values[rows[self._rng.randrange(len(rows))]], self._entity)
-            if card != b"null":
-                break
-        return card
 
     def _debits_of(self, merchant: int, count: int) -> list[int]:
         """`count` debit rows of `merchant`, uniformly with replacement."""
