@@ -49,3 +49,9 @@ class KafkaUnavailableError(SupervisorError):
     """Kafka was not reachable within the startup timeout."""
 
     exit_code = ExitCode.KAFKA_UNREACHABLE
+
+
+class RegistryError(SupervisorError):
+    """The Schema Registry refused a schema, or could not be reached, at start."""
+
+    exit_code = ExitCode.BAD_INPUT

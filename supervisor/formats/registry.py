@@ -1,0 +1,73 @@
+"""The Schema Registry client and serializer settings of a run, and its refusals as one line."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from supervisor.config.registry import SchemaRegistrySettings
+from supervisor.errors import ConfigError, RegistryError
+from supervisor.redaction import REDACTED, url_password
+
+_STRATEGIES: Final = {"topic": "TOPIC", "record": "RECORD", "topic_record": "TOPIC_RECORD"}
+
+
+def client_for(settings: SchemaRegistrySettings, *, url: str | None = None) -> SchemaRegistryClient:
+    """The client of `settings` (at `url` instead, when given: the dry run's mock). Raises
+    ConfigError for a property the client refuses."""
+    config = settings.client_config()
+    if url is not None:
+        config = {"url": url}
+    try:
+        return SchemaRegistryClient.new_client(config)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ConfigError(f"schema_registry: {_masked(str(exc), settings)}") from None
+
+
+def serializer_conf(settings: SchemaRegistrySettings, format: str) -> dict[str, Any]:
+    """The serializer properties of `settings`, as confluent-kafka names them."""
+    conf: dict[str, Any] = {
+        "auto.register.schemas": settings.auto_register,
+        "use.latest.version": settings.use_latest_version,
+        "normalize.schemas": settings.normalize_schemas,
+        "subject.name.strategy.type": _STRATEGIES[settings.subject_name_strategy],
+    }
+    if format == "protobuf":
+        conf["use.deprecated.format"] = False
+    return conf
+
+
+def refused(
+    exc: BaseException, shown_url: str, topic: str, format: str, what: str
+) -> RegistryError:
+    """The one line saying why the registry at `shown_url` did not give a schema id."""
+    where = f"schema registry {shown_url}: topic {topic!r} ({format} {what})"
+    if isinstance(exc, SchemaRegistryError):
+        status = exc.http_status_code
+        if status == 404:
+            hint = (
+                "the subject has no such schema: register schemas/ (auto_register: true), or"
+                " check subject_name_strategy"
+            )
+        elif status in (401, 403):
+            hint = "not authorized: check schema_registry.basic_auth_user_info"
+        elif status == 409:
+            hint = "the schema is incompatible with the subject's versions (compatibility rules)"
+        else:
+            hint = "check the registry"
+        return RegistryError(f"{where}: refused: {exc.error_message} — {hint}")
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return RegistryError(
+        f"{where}: {reason} — check schema_registry.url and that the registry is up"
+    )
+
+
+def _masked(text: str, settings: SchemaRegistrySettings) -> str:
+    password = url_password(settings.url)
+    if password:
+        text = text.replace(password, REDACTED)
+    if settings.basic_auth_user_info is not None:
+        text = text.replace(settings.basic_auth_user_info.get_secret_value(), REDACTED)
+    return text
