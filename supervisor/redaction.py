@@ -24,7 +24,8 @@ _V = TypeVar("_V")
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a librdkafka (or Schema Registry client) property holds a secret (a password, key or credentials)."""
+    """Whether a librdkafka (or Schema Registry client) property holds a secret (a password, key
+    or credentials)."""
     lowered = key.lower()
     return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
 

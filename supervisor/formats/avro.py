@@ -81,3 +81,5 @@ class AvroLayout:
     def decoder(self, client: SchemaRegistryClient) -> Callable[[bytes, SerializationContext], Any]:
         """The official deserializer (writer schema from the registry by the value's id)."""
         return cast(Callable[[bytes, SerializationContext], Any], AvroDeserializer(client))
+
+    label_decoder = decoder

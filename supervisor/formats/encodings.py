@@ -45,14 +45,13 @@ class Layout(Protocol):
 
     def serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize: ...
     def bulk_serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize: ...
-    def label_serializer(
-        self, client: SchemaRegistryClient, conf: dict[str, Any]
-    ) -> Serialize: ...
+    def label_serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize: ...
     def record(self, fields: dict[str, Any]) -> object: ...
     def label_record(self, fields: dict[str, Any]) -> object: ...
     def ts_span(self, value: bytes, id_end: int) -> tuple[int, int]: ...
     def ts_field(self, ts: bytes) -> bytes: ...
     def decoder(self, client: SchemaRegistryClient) -> Decode: ...
+    def label_decoder(self, client: SchemaRegistryClient) -> Decode: ...
 
 
 def layout_of(format: str) -> Layout:
@@ -75,6 +74,8 @@ class _Topic:
         settings: SchemaRegistrySettings,
         topic: str,
         shown_url: str,
+        *,
+        labels: bool,
     ) -> None:
         self.layout = layout
         self.topic = topic
@@ -84,7 +85,7 @@ class _Topic:
         self.serialize = layout.serializer(client, conf)
         self.bulk = layout.bulk_serializer(client, conf)
         self.label = layout.label_serializer(client, conf)
-        self.decode = layout.decoder(client)
+        self.decode = layout.label_decoder(client) if labels else layout.decoder(client)
 
     def encode(self, fields: dict[str, Any], *, bulk: bool = False) -> bytes:
         serialize = self.bulk if bulk else self.serialize
@@ -107,17 +108,24 @@ class Encodings:
         self._client: SchemaRegistryClient | None = None
         self._topics: dict[tuple[str, str], _Topic] = {}
 
-    def prepare(self, config: Config, dataset: Dataset) -> None:
+    def prepare(self, config: Config, dataset: Dataset) -> list[dict[str, object]]:
         """Register or look up every schema `config` needs and serialize `dataset` for it
-        (blocking). Raises RegistryError."""
+        (blocking); return what each topic writes with (for the log). Raises RegistryError."""
+        ready: dict[tuple[str, str], dict[str, object]] = {}
         for settings in config.profiles.values():
             if settings.format == "json":
                 continue
-            topic = self._topic(settings.format, settings.topic or config.kafka.topic)
-            self._framed(topic, dataset)
+            name = settings.topic or config.kafka.topic
+            topic = self._topic(settings.format, name, labels=False)
+            framed = self._framed(topic, dataset)
+            ready[settings.format, name] = _ready(name, settings.format, "events", framed.prefix)
             if settings.labels is not None:
-                labels = self._topic(settings.format, settings.labels.topic)
-                _call(labels, "label", labels.encode_label, _LABEL_PROBE)
+                labels = self._topic(settings.format, settings.labels.topic, labels=True)
+                label = _call(labels, "label", labels.encode_label, _LABEL_PROBE)
+                ready[settings.format, labels.topic] = _ready(
+                    labels.topic, settings.format, "label", label
+                )
+        return list(ready.values())
 
     def wire(self, settings: ProfileSettings, topic: str, dataset: Dataset) -> Wire:
         """The wire of a profile writing `topic` from `dataset` (prepared beforehand)."""
@@ -147,7 +155,7 @@ class Encodings:
         if self._client is not None:
             self._client.close()
 
-    def _topic(self, format: str, topic: str) -> _Topic:
+    def _topic(self, format: str, topic: str, *, labels: bool) -> _Topic:
         prepared = self._topics.get((format, topic))
         if prepared is None:
             assert self._settings is not None  # the config requires it for a non-JSON format
@@ -155,7 +163,8 @@ class Encodings:
             shown = DRY_RUN_REGISTRY if self._dry_run else self._settings.shown_url
             if self._client is None:
                 self._client = client_for(self._settings, url=url)
-            prepared = _Topic(layout_of(format), self._client, self._settings, topic, shown)
+            layout = layout_of(format)
+            prepared = _Topic(layout, self._client, self._settings, topic, shown, labels=labels)
             self._topics[format, topic] = prepared
         return prepared
 
@@ -174,6 +183,15 @@ _LABEL_PROBE: Final = {
     "scenario": "probe",
     "scenario_id": "probe",
 }
+
+
+def _ready(topic: str, format: str, schema: str, framed: bytes) -> dict[str, object]:
+    return {
+        "topic": topic,
+        "format": format,
+        "schema": schema,
+        "schema_id": int.from_bytes(framed[1:5], "big"),
+    }
 
 
 def _no_labels(fields: dict[str, str]) -> bytes:

@@ -39,7 +39,8 @@ class JsonSchemaLayout:
         return cast(Serialize, JSONSerializer(self.schema, client, conf=conf))
 
     def bulk_serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize:
-        return cast(Serialize, JSONSerializer(self.schema, client, conf={**conf, "validate": False}))
+        conf = {**conf, "validate": False}
+        return cast(Serialize, JSONSerializer(self.schema, client, conf=conf))
 
     def label_serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize:
         return cast(Serialize, JSONSerializer(label_schema("json-schema"), client, conf=conf))
@@ -64,3 +65,5 @@ class JsonSchemaLayout:
             Callable[[bytes, SerializationContext], Any],
             JSONDeserializer(None, schema_registry_client=client),
         )
+
+    label_decoder = decoder

@@ -17,8 +17,13 @@ from typing import Any, Final, cast
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import SerializationContext
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.message import Message
+from google.protobuf import (  # type: ignore[import-untyped]
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+)
+from google.protobuf.message import Message  # type: ignore[import-untyped]
 
 from supervisor.formats.schemas import Column
 
@@ -140,7 +145,9 @@ class ProtobufLayout:
         """The official deserializer, as a dict with every field (zero values included)."""
         return _Decoder(self.message)
 
-    def label_decoder(self) -> Callable[[bytes, SerializationContext], Any]:
+    def label_decoder(
+        self, client: SchemaRegistryClient
+    ) -> Callable[[bytes, SerializationContext], Any]:
         return _Decoder(self.label_message)
 
 
@@ -150,10 +157,13 @@ class _Decoder:
 
     def __call__(self, value: bytes, ctx: SerializationContext) -> dict[str, Any]:
         decoded = self._deserialize(value, ctx)
-        return json_format.MessageToDict(
-            decoded,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
+        return cast(
+            dict[str, Any],
+            json_format.MessageToDict(
+                decoded,
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+            ),
         )
 
 

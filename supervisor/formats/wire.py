@@ -33,9 +33,7 @@ class Wire(Protocol):
 
     format: str
 
-    def splice_batch(
-        self, rows: Sequence[int], ids: bytes | None, ts: bytes | None
-    ) -> list[bytes]:
+    def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
         """The values of `rows`, each with its id taken from `ids` (36 bytes per row, in order)
         and its timestamp text replaced by `ts` (the same for all), either None to keep the
         row's."""
@@ -68,9 +66,7 @@ class JsonWire:
         self._values = dataset.values
         self._spans = dataset.ts_spans
 
-    def splice_batch(
-        self, rows: Sequence[int], ids: bytes | None, ts: bytes | None
-    ) -> list[bytes]:
+    def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
         return codec.splice_batch(self._values, self._spans, rows, ids, ts)
 
     def splice(self, row: int, id_: bytes | None, ts: bytes | None) -> bytes:
@@ -121,9 +117,7 @@ class FramedWire:
         self._reencode = reencode
         self._label = label
 
-    def splice_batch(
-        self, rows: Sequence[int], ids: bytes | None, ts: bytes | None
-    ) -> list[bytes]:
+    def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
         values, spans, prefix, id_end = self._values, self._spans, self._prefix, self._id_end
         if ts is not None:
             ts = self._ts_field(ts)
@@ -140,9 +134,9 @@ class FramedWire:
         ]
 
     def splice(self, row: int, id_: bytes | None, ts: bytes | None) -> bytes:
-        value = self._values[row]
+        value, spans = self._values[row], self._spans
         if ts is not None:
-            value = value[: self._spans[2 * row]] + self._ts_field(ts) + value[self._spans[2 * row + 1] :]
+            value = value[: spans[2 * row]] + self._ts_field(ts) + value[spans[2 * row + 1] :]
         if id_ is not None:
             value = self._prefix + id_ + value[self._id_end :]
         return value
