@@ -55,3 +55,8 @@ class RegistryError(SupervisorError):
     """The Schema Registry refused a schema, or could not be reached, at start."""
 
     exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The registry's HTTP status when it answered (404: no such subject or schema)."""

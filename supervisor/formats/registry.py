@@ -57,7 +57,7 @@ def refused(
             hint = "the schema is incompatible with the subject's versions (compatibility rules)"
         else:
             hint = "check the registry"
-        return RegistryError(f"{where}: refused: {exc.error_message} — {hint}")
+        return RegistryError(f"{where}: refused: {exc.error_message} — {hint}", status=status)
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return RegistryError(
         f"{where}: {reason} — check schema_registry.url and that the registry is up"
