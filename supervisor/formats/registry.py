@@ -43,7 +43,7 @@ def refused(
     exc: BaseException, shown_url: str, topic: str, format: str, what: str
 ) -> RegistryError:
     """The one line saying why the registry at `shown_url` did not give a schema id."""
-    where = f"schema registry {shown_url}: topic {topic!r} ({format} {what})"
+    where = f"schema registry {shown_url}: topic {topic!r} ({format} {what} schema)"
     if isinstance(exc, SchemaRegistryError):
         status = exc.http_status_code
         if status == 404:
