@@ -354,11 +354,6 @@ class Config(BaseModel):
                     f"profiles.{name}: format {profile.format} needs a 'schema_registry' section"
                     " with its url (mock://NAME for confluent-kafka's in-process mock)"
                 )
-            if profile.format != "json" and self.evaluation is not None:
-                raise ValueError(
-                    f"profiles.{name}: evaluation reads event ids from JSON values; format"
-                    f" {profile.format} cannot be evaluated yet (use format: json)"
-                )
             topics = [profile.topic or self.kafka.topic]
             if profile.labels is not None:
                 topics.append(profile.labels.topic)

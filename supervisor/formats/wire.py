@@ -32,6 +32,8 @@ class Wire(Protocol):
     """What a profile's messages are written as (see the module docstring)."""
 
     format: str
+    id_start: int
+    """Where the 36 id characters start in every value."""
 
     def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
         """The values of `rows`, each with its id taken from `ids` (36 bytes per row, in order)
@@ -61,6 +63,7 @@ class JsonWire:
 
     __slots__ = ("_spans", "_values")
     format = "json"
+    id_start = codec.ID_SPAN[0]
 
     def __init__(self, dataset: Dataset) -> None:
         self._values = dataset.values
@@ -96,6 +99,7 @@ class FramedWire:
         "_ts_field",
         "_values",
         "format",
+        "id_start",
     )
 
     def __init__(
@@ -112,7 +116,8 @@ class FramedWire:
         self._values = encoded.values
         self._spans = encoded.ts_spans
         self._prefix = encoded.prefix
-        self._id_end = len(encoded.prefix) + 36
+        self.id_start = len(encoded.prefix)
+        self._id_end = self.id_start + 36
         self._ts_field = encoded.ts_field
         self._reencode = reencode
         self._label = label

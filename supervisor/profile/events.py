@@ -48,7 +48,7 @@ def fresh_uuids(rng: random.Random, count: int) -> bytes:
 class EventBuilder:
     """Turns sampled row indexes into (values, keys) for one profile's rewrite settings."""
 
-    __slots__ = ("_fresh_id", "_key_field", "_keys", "_now", "_rng", "_wire")
+    __slots__ = ("_fresh_id", "_key_field", "_keys", "_now", "_rng", "_wire", "id_start")
 
     def __init__(
         self,
@@ -62,6 +62,8 @@ class EventBuilder:
     ) -> None:
         """`wire`: what the values are written as (None: the dataset's JSON)."""
         self._wire = JsonWire(dataset) if wire is None else wire
+        self.id_start = self._wire.id_start
+        """Where each value's id starts (for the evaluation's ledger)."""
         self._fresh_id = id_mode == "fresh"
         self._now = timestamp_mode == "now"
         self._rng = rng

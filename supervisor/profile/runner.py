@@ -193,7 +193,7 @@ class ProfileRunner:
             batch = zip(topic, values, keyed, headers, producer_time, strict=False)
             sent = await send(events, batch, len(values), halt, stamp)
             if sent_log is not None:
-                sent_log.sent(values, sent.done, stamp)
+                sent_log.sent(values, sent.done, stamp, id_start=builder.id_start)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
                 return
 
@@ -274,10 +274,10 @@ class ProfileRunner:
         fraud: list[FraudSent] = []
         stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
         if self.settings.duplicates is None:
-            sent_log.sent_messages(messages, sent.done, stamp, fraud)
+            sent_log.sent_messages(messages, sent.done, stamp, fraud, stream.id_start)
         else:  # a copy is the same event again: its alert is timed from the original's send
             originals = [m for m in messages[: sent.done] if DUPLICATE not in m.tally]
-            sent_log.sent_messages(originals, len(originals), stamp, fraud)
+            sent_log.sent_messages(originals, len(originals), stamp, fraud, stream.id_start)
         return messages[sent.done :]
 
     async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:

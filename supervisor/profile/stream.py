@@ -23,7 +23,7 @@ from typing import Final, NamedTuple
 
 from supervisor.config import Config, Labels, ProfileSettings
 from supervisor.dataset import Dataset
-from supervisor.dataset.codec import epoch_ms, id_of, iso_timestamp
+from supervisor.dataset.codec import epoch_ms, iso_timestamp
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
 from supervisor.formats.wire import JsonWire, Wire
@@ -100,6 +100,8 @@ class ProfileStream:
         self._dataset = dataset
         self._wire = wire = JsonWire(dataset) if wire is None else wire
         self._tags.wire = wire
+        self.id_start = wire.id_start
+        """Where each value's id starts (for the evaluation's ledger)."""
         needs_epochs = settings.timestamp != "now" and (
             settings.timestamp == "shift"
             or settings.late is not None
@@ -165,7 +167,7 @@ class ProfileStream:
         positions that can carry any of that (`self.special` after a tick), so that a tick's
         plain events cost nothing here. `fraud`, when given (an evaluated run), gets each fraud
         event produced."""
-        _account(messages, rejected, stats, special, fraud, self.schedule)
+        _account(messages, rejected, stats, special, fraud, self.schedule, self._wire.id_of)
 
     # -- one tick -------------------------------------------------------------------------------
 
@@ -358,6 +360,7 @@ def _account(
     special: Sequence[int] | None,
     fraud: list[FraudSent] | None,
     schedule: Callable[[float, Outgoing], None],
+    id_of: Callable[[bytes], bytes],
 ) -> None:
     """`ProfileStream.produced`, apart from the class: its counting and label scheduling."""
     positions: Sequence[int] = range(len(messages)) if special is None else special
