@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format  # type: ignore[import-untyped]
 
 from realservices import consume_all
+from supervisor.dataset.synth import write_csv
 from supervisor.formats.protobuf import message_class, transaction_file
 from supervisor.formats.schemas import schema_file
 from tests.integration.cli_process import CliProcess
@@ -151,3 +153,65 @@ def test_a_refusing_registry_stops_the_start_with_one_line_and_exit_2(
     assert check.wait() == 2, check.log()
     lines = check.output().splitlines()
     assert any(line.startswith("✗ registry") and "auto_register" in line for line in lines), lines
+
+
+def test_a_reload_registers_new_topics_and_serializes_a_new_dataset(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    new_topic: Callable[[str], str],
+    cli_processes: list[CliProcess],
+    rows: dict[str, dict[str, Any]],
+) -> None:
+    avro_topic, proto_topic = new_topic("reload-avro"), new_topic("reload-proto")
+    other = tmp_path / "other.csv"
+    write_csv(other, rows=50, seed=11)
+    with other.open(encoding="utf-8", newline="") as f:
+        other_rows = {row["id"]: row for row in csv.DictReader(f)}
+    avro = (
+        f"  a: {{interval_s: 0.02, min_records: 2, max_records: 2, format: avro,"
+        f" topic: {avro_topic}}}\n"
+    )
+    proto = (
+        f"  b: {{interval_s: 0.02, min_records: 2, max_records: 2, format: protobuf,"
+        f" topic: {proto_topic}}}\n"
+    )
+
+    registry = registry_url()
+
+    def text(dataset: Path, profiles: str) -> str:
+        return (
+            f"kafka: {{bootstrap_servers: '{kafka_bootstrap}'}}\n"
+            f"dataset: {{uri: '{dataset}'}}\n"
+            f"schema_registry: {{url: '{registry}'}}\n"
+            f"stats_interval_s: 0.2\n"
+            f"profiles:\n{profiles}"
+        )
+
+    config = tmp_path / "config.yaml"
+    config.write_text(text(DATASET, avro))
+    proc = CliProcess(["run", "--config", str(config)])
+    cli_processes.append(proc)
+    proc.wait_for(lambda e: e.get("event") == "profile_stats" and e.get("delivered", 0) > 0)
+    replacement = tmp_path / "config.tmp"
+    replacement.write_text(text(other, avro + proto))
+    replacement.replace(config)
+    proc.signal(signal.SIGHUP)
+    reloaded = proc.wait_for(lambda e: e.get("event") == "config_reloaded")
+    assert reloaded["added"] == ["b"]
+    assert reloaded["dataset_reloaded"] is True
+    proc.wait_for(
+        lambda e: (
+            e.get("event") == "profile_stats"
+            and e.get("profile") == "b"
+            and e.get("delivered", 0) > 4
+        )
+    )
+    assert proc.sigterm_and_wait() == 0, proc.log()
+
+    sources = [with_schema("avro", r.value) for r in consume_all(kafka_bootstrap, avro_topic)]
+    assert all(e["id"] in rows or e["id"] in other_rows for e in sources)
+    assert any(e["id"] in other_rows for e in sources)  # the new dataset, serialized on reload
+    for record in consume_all(kafka_bootstrap, proto_topic):
+        event = with_schema("protobuf", record.value)
+        row = other_rows[event["id"]]
+        assert event == {**row, "amount": float(row["amount"])}
