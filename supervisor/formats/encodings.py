@@ -29,7 +29,13 @@ from supervisor.errors import RegistryError
 from supervisor.formats.avro import AvroLayout
 from supervisor.formats.json_schema import JsonSchemaLayout
 from supervisor.formats.protobuf import ProtobufLayout
-from supervisor.formats.registry import client_for, refused, serializer_conf
+from supervisor.formats.registry import (
+    FAILURES,
+    client_for,
+    refused,
+    secrets_of,
+    serializer_conf,
+)
 from supervisor.formats.wire import FramedValues, FramedWire, JsonWire, Wire
 
 Serialize = Callable[[object, SerializationContext], bytes | None]
@@ -80,6 +86,7 @@ class _Topic:
         self.layout = layout
         self.topic = topic
         self.shown_url = shown_url
+        self.secrets = secrets_of(settings)
         self.ctx = SerializationContext(topic, MessageField.VALUE)
         conf = serializer_conf(settings, layout.format)
         self.serialize = layout.serializer(client, conf)
@@ -202,8 +209,9 @@ def _call(topic: _Topic, what: str, encode: Callable[[Any], bytes], fields: Any)
     """The first serialization for `topic`: the one that talks to the registry."""
     try:
         return encode(fields)
-    except Exception as exc:  # noqa: BLE001 - the registry's and the serializer's many kinds
-        raise refused(exc, topic.shown_url, topic.topic, topic.layout.format, what) from None
+    except FAILURES as exc:
+        format = topic.layout.format
+        raise refused(exc, topic.shown_url, topic.topic, format, what, topic.secrets) from None
 
 
 def _encode_rows(topic: _Topic, dataset: Dataset, prefix: bytes) -> FramedValues:

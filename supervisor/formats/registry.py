@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
+
+# The HTTP library the registry client uses (httpx2, else httpx): its errors are the registry's.
+from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import SerializationError
 
 from supervisor.config.registry import SchemaRegistrySettings
 from supervisor.errors import ConfigError, RegistryError
-from supervisor.redaction import REDACTED, url_password
+from supervisor.redaction import REDACTED, is_secret_key, url_password
 
 _STRATEGIES: Final = {"topic": "TOPIC", "record": "RECORD", "topic_record": "TOPIC_RECORD"}
+
+FAILURES: Final = (SchemaRegistryError, SerializationError, httpx.HTTPError, OSError, ValueError)
+"""What registering, looking up or the first serialization can raise for a registry's reason."""
 
 
 def client_for(settings: SchemaRegistrySettings, *, url: str | None = None) -> SchemaRegistryClient:
@@ -40,9 +48,15 @@ def serializer_conf(settings: SchemaRegistrySettings, format: str) -> dict[str, 
 
 
 def refused(
-    exc: BaseException, shown_url: str, topic: str, format: str, what: str
+    exc: BaseException,
+    shown_url: str,
+    topic: str,
+    format: str,
+    what: str,
+    secrets: Sequence[str] = (),
 ) -> RegistryError:
-    """The one line saying why the registry at `shown_url` did not give a schema id."""
+    """The one line saying why the registry at `shown_url` did not give a schema id, with
+    `secrets` masked wherever the reason echoes them."""
     where = f"schema registry {shown_url}: topic {topic!r} ({format} {what} schema)"
     if isinstance(exc, SchemaRegistryError):
         status = exc.http_status_code
@@ -57,17 +71,28 @@ def refused(
             hint = "the schema is incompatible with the subject's versions (compatibility rules)"
         else:
             hint = "check the registry"
-        return RegistryError(f"{where}: refused: {exc.error_message} — {hint}", status=status)
+        message = f"{where}: refused: {exc.error_message} — {hint}"
+        return RegistryError(_mask(message, secrets), status=status)
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return RegistryError(
-        f"{where}: {reason} — check schema_registry.url and that the registry is up"
-    )
+    message = f"{where}: {reason} — check schema_registry.url and that the registry is up"
+    return RegistryError(_mask(message, secrets))
+
+
+def secrets_of(settings: SchemaRegistrySettings) -> list[str]:
+    """The secret values of `settings`, longest first (to mask a secret containing another)."""
+    found = [url_password(settings.url) or ""]
+    if settings.basic_auth_user_info is not None:
+        user_info = settings.basic_auth_user_info.get_secret_value()
+        found += [user_info, user_info.partition(":")[2]]
+    found += [str(v) for k, v in settings.config.items() if is_secret_key(k)]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 
 def _masked(text: str, settings: SchemaRegistrySettings) -> str:
-    password = url_password(settings.url)
-    if password:
-        text = text.replace(password, REDACTED)
-    if settings.basic_auth_user_info is not None:
-        text = text.replace(settings.basic_auth_user_info.get_secret_value(), REDACTED)
+    return _mask(text, secrets_of(settings))
+
+
+def _mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
     return text
