@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from supervisor.config.types import KafkaValue, show
 from supervisor.redaction import REDACTED, is_secret_key, redact, url_without_password
@@ -101,7 +108,7 @@ class SchemaRegistrySettings(BaseModel):
 
     @field_validator("use_latest_version")
     @classmethod
-    def _check_latest(cls, latest: bool, info: Any) -> bool:
+    def _check_latest(cls, latest: bool, info: ValidationInfo) -> bool:
         if latest and info.data.get("auto_register", True):
             raise ValueError("use_latest_version needs auto_register: false (they exclude)")
         return latest

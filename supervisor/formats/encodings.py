@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -36,6 +36,7 @@ from supervisor.formats.registry import (
     secrets_of,
     serializer_conf,
 )
+from supervisor.formats.schemas import Column
 from supervisor.formats.wire import FramedValues, FramedWire, JsonWire, Wire
 
 Serialize = Callable[[object, SerializationContext], bytes | None]
@@ -60,14 +61,16 @@ class Layout(Protocol):
     def label_decoder(self, client: SchemaRegistryClient) -> Decode: ...
 
 
-def layout_of(format: str) -> Layout:
-    """The layout of a non-JSON format (today's seven fields, no extra column)."""
-    layouts: dict[str, Callable[[], Layout]] = {
+def layout_of(format: str, columns: Sequence[Column] = ()) -> Layout:
+    """The layout of a non-JSON format, its schemas extended with the dataset's extra `columns`
+    (name, type) after the seven fields. Rows are serialized from their JSON values, so a kept
+    column in a value reaches the message once its column is given here; today none is."""
+    layouts: dict[str, Callable[[Sequence[Column]], Layout]] = {
         "avro": AvroLayout,
         "protobuf": ProtobufLayout,
         "json-schema": JsonSchemaLayout,
     }
-    return layouts[format]()
+    return layouts[format](columns)
 
 
 class _Topic:

@@ -12,6 +12,7 @@ from typing import Any
 import fastavro
 import jsonschema
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -19,7 +20,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from supervisor.config import Config
 from supervisor.dataset import Dataset, parse_csv
 from supervisor.errors import ExitCode, RegistryError
-from supervisor.formats.encodings import Encodings
+from supervisor.formats.encodings import Encodings, layout_of
+from supervisor.formats.registry import serializer_conf
 from supervisor.formats.schemas import schema_file, transaction_schema
 from supervisor.formats.wire import Wire
 from supervisor.profile.events import fresh_uuids
@@ -215,3 +217,37 @@ def test_extra_columns_extend_the_schemas_after_the_seven_fields() -> None:
     assert schema["properties"]["mcc"] == {"type": ["integer", "null"]}
     assert "mcc" not in schema["required"]
     assert transaction_schema("avro") == schema_file("transaction.avsc")
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_layout_with_extra_columns_keeps_id_and_timestamp_where_splices_write(
+    format: str,
+) -> None:
+    layout = layout_of(format, [("card_id", "string"), ("mcc", "int")])
+    client = SchemaRegistryClient.new_client({"url": "mock://columns"})
+    registry = config_for(format).schema_registry
+    assert registry is not None
+    serialize = layout.serializer(client, serializer_conf(registry, format))
+    ctx = SerializationContext("tx", MessageField.VALUE)
+    fields = {
+        "id": str(uuid.UUID(int=7)),
+        "description": "Coffee",
+        "amount": 3.5,
+        "timestamp": "2026-01-11T10:00:00",
+        "merchant": "Shop",
+        "operation_type": "debit",
+        "side": "outgoing",
+        "card_id": "card-42",
+        "mcc": 5411,
+    }
+    value = serialize(layout.record(fields), ctx)
+    assert value is not None
+    id_start = value.index(fields["id"].encode())
+    start, end = layout.ts_span(value, id_start + 36)
+    assert value[start:end] == layout.ts_field(b"2026-01-11T10:00:00")
+    spliced = value[:start] + layout.ts_field(NOW) + value[end:]
+    decoded = layout.decoder(client)(spliced, ctx)
+    if format == "protobuf":
+        decoded = json.loads(json.dumps(decoded))
+        decoded["mcc"] = int(decoded["mcc"])  # int64 reads back as text in proto JSON
+    assert decoded == {**fields, "timestamp": NOW.decode()}
