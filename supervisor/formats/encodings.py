@@ -96,6 +96,13 @@ class _Topic:
         self.bulk = layout.bulk_serializer(client, conf)
         self.label = layout.label_serializer(client, conf)
         self.decode = layout.label_decoder(client) if labels else layout.decoder(client)
+        self.prefix: bytes | None = None
+        """The bytes before every value's id (framing, schema id): known once registered."""
+
+    def key(self) -> str:
+        """Under which name a dataset keeps its values serialized for this topic's schema."""
+        assert self.prefix is not None
+        return f"wire:{self.layout.format}:{self.prefix.hex()}"
 
     def encode(self, fields: dict[str, Any], *, bulk: bool = False) -> bytes:
         serialize = self.bulk if bulk else self.serialize
@@ -148,7 +155,7 @@ class Encodings:
         return FramedWire(
             settings.format,
             dataset,
-            self._framed(events, dataset),
+            dataset.derived(events.key(), _not_prepared),  # a look-up: prepared off the loop
             reencode=events.encode,
             label=encode_label or _no_labels,
         )
@@ -179,12 +186,14 @@ class Encodings:
         return prepared
 
     def _framed(self, topic: _Topic, dataset: Dataset) -> FramedValues:
-        """`dataset` serialized for `topic`, kept with the dataset per format and schema id."""
-        first = _call(topic, "transaction", topic.encode, json.loads(dataset.values[0]))
-        id_start = first.index(json.loads(dataset.values[0])["id"].encode())
-        prefix = first[:id_start]
-        key = f"wire:{topic.layout.format}:{prefix.hex()}"
-        return dataset.derived(key, lambda: _encode_rows(topic, dataset, prefix))
+        """`dataset` serialized for `topic`, kept with the dataset per format and schema id; the
+        topic's first serialization registers or looks up its schema (blocking)."""
+        if topic.prefix is None:
+            fields = json.loads(dataset.values[0])
+            first = _call(topic, "transaction", topic.encode, fields)
+            topic.prefix = first[: first.index(fields["id"].encode())]
+        prefix = topic.prefix
+        return dataset.derived(topic.key(), lambda: _encode_rows(topic, dataset, prefix))
 
 
 _LABEL_PROBE: Final = {
@@ -202,6 +211,10 @@ def _ready(topic: str, format: str, schema: str, framed: bytes) -> dict[str, obj
         "schema": schema,
         "schema_id": int.from_bytes(framed[1:5], "big"),
     }
+
+
+def _not_prepared() -> FramedValues:
+    raise RuntimeError("the dataset was not serialized for this profile: Encodings.prepare first")
 
 
 def _no_labels(fields: dict[str, str]) -> bytes:
