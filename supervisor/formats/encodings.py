@@ -239,19 +239,27 @@ def _encode_rows(topic: _Topic, dataset: Dataset, prefix: bytes) -> FramedValues
     spans = array("I")
     ts_spans = dataset.ts_spans
     for row, text in enumerate(dataset.values):
-        value = topic.encode(json.loads(text), bulk=True)
-        start, end = layout.ts_span(value, id_end)
+        try:
+            value = topic.encode(json.loads(text), bulk=True)
+            start, end = layout.ts_span(value, id_end)
+        except (*FAILURES, IndexError) as exc:
+            raise _unlike_schemas(topic, f"row {row + 1} of the valid rows: {exc}") from None
         ts = text[ts_spans[2 * row] : ts_spans[2 * row + 1]]
         if value[:id_end] != prefix + codec.id_of(text) or value[start:end] != layout.ts_field(ts):
-            raise RegistryError(
-                f"topic {topic.topic!r}: the schema the registry gave ({layout.format}) does not"
-                " lay out id and timestamp as schemas/ does; register the schema of schemas/"
-                " (auto_register: true) or make the subject's latest version match it"
-            )
+            raise _unlike_schemas(topic, "id and timestamp are not where schemas/ puts them")
         values.append(value)
         spans.append(start)
         spans.append(end)
     return FramedValues(tuple(values), spans, prefix, layout.ts_field)
+
+
+def _unlike_schemas(topic: _Topic, what: str) -> RegistryError:
+    """The schema the registry gave (the subject's latest version) is not that of schemas/."""
+    return RegistryError(
+        f"topic {topic.topic!r}: the {topic.layout.format} schema the registry gave does not"
+        f" write the dataset as schemas/ does ({what}): register the schema of schemas/"
+        " (auto_register: true) or make the subject's latest version match it"
+    )
 
 
 def _dumps(decoded: Any) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 import jsonschema
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -251,3 +251,17 @@ def test_a_layout_with_extra_columns_keeps_id_and_timestamp_where_splices_write(
         decoded = json.loads(json.dumps(decoded))
         decoded["mcc"] = int(decoded["mcc"])  # int64 reads back as text in proto JSON
     assert decoded == {**fields, "timestamp": NOW.decode()}
+
+
+def test_a_latest_version_laid_out_otherwise_is_refused_in_one_line(dataset: Dataset) -> None:
+    config = config_for("avro", auto_register=False, use_latest_version=True)
+    encodings = Encodings(config.schema_registry)
+    encodings._client = client = SchemaRegistryClient.new_client({"url": "mock://latest"})
+    reordered = json.loads(schema_file("transaction.avsc"))
+    reordered["fields"].insert(0, reordered["fields"].pop(3))  # the timestamp first
+    client.register_schema("tx-value", Schema(json.dumps(reordered), "AVRO"))
+    with pytest.raises(RegistryError) as caught:
+        encodings.prepare(config, dataset)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "does not write the dataset as schemas/ does" in message
