@@ -3,17 +3,20 @@ Schema Registry: confluent-kafka's in-process mock (`mock://`) by default, or a 
 SCHEMA_REGISTRY_URL (no registry server can be installed here: see docs/datasets-and-messages.md).
 
 Each format's messages read back with the schemas of schemas/ (fastavro with transaction.avsc,
-the Protobuf message of transaction.proto, jsonschema with transaction.schema.json) and with
+the class protoc generates from transaction.proto, jsonschema with transaction.schema.json) and with
 confluent-kafka's official deserializer, into the dataset row's fields.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +35,7 @@ from google.protobuf import json_format  # type: ignore[import-untyped]
 from realservices import consume_all
 from supervisor.dataset.synth import write_csv
 from supervisor.formats.protobuf import message_class, transaction_file
-from supervisor.formats.schemas import schema_file
+from supervisor.formats.schemas import schema_file, schemas_dir
 from tests.integration.cli_process import CliProcess
 
 DATASET = Path(__file__).resolve().parents[2] / "data" / "transactions.csv"
@@ -92,7 +95,31 @@ def official(format: str, topic: str, schema_id: int) -> Callable[[bytes], Any]:
     )
 
 
-def with_schema(format: str, value: bytes) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def protoc_transaction(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The message class protoc generates from schemas/transaction.proto."""
+    out = tmp_path_factory.mktemp("protoc")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"--proto_path={schemas_dir()}",
+            f"--python_out={out}",
+            "transaction.proto",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    spec = importlib.util.spec_from_file_location("transaction_pb2", out / "transaction_pb2.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Transaction
+
+
+def with_schema(format: str, value: bytes, protoc_class: Any = None) -> dict[str, Any]:
     """A value read with the schema of schemas/ alone (past the Confluent framing)."""
     if format == "avro":
         schema = fastavro.parse_schema(json.loads(schema_file("transaction.avsc")))
@@ -102,7 +129,7 @@ def with_schema(format: str, value: bytes) -> dict[str, Any]:
         jsonschema.validate(decoded, json.loads(schema_file("transaction.schema.json")))
         return decoded
     assert value[5] == 0  # message indexes: the file's first message
-    message = message_class(transaction_file()).FromString(value[6:])
+    message = (protoc_class or message_class(transaction_file())).FromString(value[6:])
     return json_format.MessageToDict(message, preserving_proto_field_name=True)  # type: ignore[no-any-return]
 
 
@@ -114,6 +141,7 @@ def test_a_profile_sends_confluent_wire_format_that_decodes_into_the_rows_fields
     new_topic: Callable[[str], str],
     cli_processes: list[CliProcess],
     rows: dict[str, dict[str, Any]],
+    protoc_transaction: Any,
 ) -> None:
     topic = new_topic(f"fmt-{format}")
     proc = run_profile(tmp_path, kafka_bootstrap, topic, format, cli_processes)
@@ -126,7 +154,7 @@ def test_a_profile_sends_confluent_wire_format_that_decodes_into_the_rows_fields
         assert value is not None
         assert value[0] == 0
         assert int.from_bytes(value[1:5], "big") == ready["schema_id"]
-        event = with_schema(format, value)
+        event = with_schema(format, value, protoc_transaction)
         assert decode(value) == event
         assert event["timestamp"].endswith("+00:00")  # timestamp: now, spliced
         row = rows[event["id"]]
