@@ -321,4 +321,5 @@ def _log_start(
         timestamp_mode=settings.timestamp,
         schedule=None if settings.schedule is None else settings.schedule.kind,
         scenario=None if settings.scenario is None else settings.scenario.kind,
+        format=settings.format,
     )
