@@ -243,3 +243,28 @@ def test_a_reload_registers_new_topics_and_serializes_a_new_dataset(
         event = with_schema("protobuf", record.value)
         row = other_rows[event["id"]]
         assert event == {**row, "amount": float(row["amount"])}
+
+
+@pytest.mark.skipif(REAL_REGISTRY is None, reason="needs a real registry: set SCHEMA_REGISTRY_URL")
+def test_a_real_registry_refuses_an_incompatible_schema_with_one_line(
+    tmp_path: Path, kafka_bootstrap: str, topic: str, cli_processes: list[CliProcess]
+) -> None:
+    """Compatibility rules are the registry's (the mock has none): a subject whose latest
+    version has `id` as a long refuses schemas/transaction.avsc (409), and the run says so."""
+    assert REAL_REGISTRY is not None
+    client = SchemaRegistryClient.new_client({"url": REAL_REGISTRY})
+    older = json.loads(schema_file("transaction.avsc"))
+    older["fields"][0] = {"name": "id", "type": "long"}
+    client.register_schema(f"{topic}-value", Schema(json.dumps(older), "AVRO"))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_bootstrap}', topic: {topic}}}\n"
+        f"dataset: {{uri: '{DATASET}'}}\n"
+        f"schema_registry: {{url: '{REAL_REGISTRY}'}}\n"
+        "profiles: {p: {interval_s: 0.01, min_records: 1, max_records: 1, format: avro}}\n"
+    )
+    proc = CliProcess(["run", "--config", str(config), "--max-messages", "5"])
+    cli_processes.append(proc)
+    assert proc.wait() == 2, proc.log()
+    (fatal,) = proc.named("fatal")
+    assert "incompatible" in fatal["error"]
