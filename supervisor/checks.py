@@ -376,7 +376,7 @@ def _registry_checks(config: Config, dataset: Dataset) -> Iterator[Check]:
         yield Check("registry", ok=False, detail=str(exc))
         return
     except RegistryError as exc:
-        if exc.status == 404 and settings.auto_register and not settings.use_latest_version:
+        if exc.status == 404 and settings.auto_register:
             yield Check(
                 "registry",
                 ok=True,

@@ -8,15 +8,16 @@ Schema Registry serializers (`supervisor.formats`), which need `schema_registry`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     SecretStr,
-    ValidationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from supervisor.config.types import KafkaValue, show
@@ -71,6 +72,11 @@ class SchemaRegistrySettings(BaseModel):
     use_latest_version: bool = False
     """Write with the subject's latest version instead (needs `auto_register: false`); its
     layout must match schemas/ (checked at start)."""
+    use_latest_with_metadata: dict[str, str] | None = None
+    """Write with the subject's latest version carrying this metadata (as `use_latest_version`)."""
+    use_schema_id: Annotated[int, Field(ge=1)] | None = None
+    """Write events with this registered schema id (as `use_latest_version`); labels are looked
+    up."""
     normalize_schemas: bool = False
     config: dict[str, KafkaValue] = {}
     """Other `SchemaRegistryClient` properties: TLS files, timeouts, retries, bearer auth."""
@@ -106,12 +112,22 @@ class SchemaRegistrySettings(BaseModel):
                 raise ValueError(f"property {key!r} must be a string, number or boolean{got}")
         return config
 
-    @field_validator("use_latest_version")
-    @classmethod
-    def _check_latest(cls, latest: bool, info: ValidationInfo) -> bool:
-        if latest and info.data.get("auto_register", True):
-            raise ValueError("use_latest_version needs auto_register: false (they exclude)")
-        return latest
+    @model_validator(mode="after")
+    def _check_choice(self) -> SchemaRegistrySettings:
+        chosen = [
+            name
+            for name, on in (
+                ("use_latest_version", self.use_latest_version),
+                ("use_latest_with_metadata", self.use_latest_with_metadata is not None),
+                ("use_schema_id", self.use_schema_id is not None),
+            )
+            if on
+        ]
+        if chosen and self.auto_register:
+            raise ValueError(f"{chosen[0]} needs auto_register: false (they exclude)")
+        if len(chosen) > 1:
+            raise ValueError(f"choose one of {' and '.join(chosen)}: each picks the schema")
+        return self
 
     @field_serializer("config")
     def _serialize_config(self, config: dict[str, KafkaValue]) -> dict[str, KafkaValue]:

@@ -94,7 +94,8 @@ class _Topic:
         conf = serializer_conf(settings, layout.format)
         self.serialize = layout.serializer(client, conf)
         self.bulk = layout.bulk_serializer(client, conf)
-        self.label = layout.label_serializer(client, conf)
+        # `use_schema_id` names the events' schema: a label's is looked up (or its latest used).
+        self.label = layout.label_serializer(client, {**conf, "use.schema.id": None})
         self.decode = layout.label_decoder(client) if labels else layout.decoder(client)
         self.prefix: bytes | None = None
         """The bytes before every value's id (framing, schema id): known once registered."""

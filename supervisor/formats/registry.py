@@ -39,6 +39,8 @@ def serializer_conf(settings: SchemaRegistrySettings, format: str) -> dict[str, 
     conf: dict[str, Any] = {
         "auto.register.schemas": settings.auto_register,
         "use.latest.version": settings.use_latest_version,
+        "use.latest.with.metadata": settings.use_latest_with_metadata,
+        "use.schema.id": settings.use_schema_id,
         "normalize.schemas": settings.normalize_schemas,
         "subject.name.strategy.type": _STRATEGIES[settings.subject_name_strategy],
     }

@@ -47,6 +47,16 @@ PROFILE = "{interval_s: 1, min_records: 1, max_records: 1"
             f"profiles:\n  p: {PROFILE}}}\n",
             "use_latest_version needs auto_register: false",
         ),
+        (
+            f"schema_registry: {{url: mock://x, use_schema_id: 3}}\nprofiles:\n  p: {PROFILE}}}\n",
+            "use_schema_id needs auto_register: false",
+        ),
+        (
+            "schema_registry: {url: mock://x, auto_register: false, use_schema_id: 3,"
+            " use_latest_version: true}\n"
+            f"profiles:\n  p: {PROFILE}}}\n",
+            "choose one of use_latest_version and use_schema_id",
+        ),
     ],
 )
 def test_bad_format_settings_are_one_line(tmp_path: Path, text: str, expected: str) -> None:

@@ -265,3 +265,14 @@ def test_a_latest_version_laid_out_otherwise_is_refused_in_one_line(dataset: Dat
     message = str(caught.value)
     assert "\n" not in message
     assert "does not write the dataset as schemas/ does" in message
+
+
+def test_use_schema_id_writes_with_that_registered_schema(dataset: Dataset) -> None:
+    encodings, wire = prepared("avro", dataset)  # registers the schema of schemas/: id 1
+    config = config_for("avro", auto_register=False, use_schema_id=1)
+    chosen = Encodings(config.schema_registry)
+    chosen._client = encodings._client  # the same mock registry
+    chosen.prepare(config, dataset)
+    value = chosen.wire(config.profiles["p"], "tx", dataset).splice(2, None, NOW)
+    assert value == wire.splice(2, None, NOW)
+    assert value[1:5] == (1).to_bytes(4, "big")
