@@ -33,6 +33,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY README.md ./
 COPY supervisor/ supervisor/
 COPY profiles/ profiles/
+COPY schemas/ schemas/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev
 
@@ -60,6 +61,7 @@ WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY supervisor/ supervisor/
 COPY profiles/ profiles/
+COPY schemas/ schemas/
 COPY data/ data/
 COPY config.yaml ./
 # The application's own bytecode, compiled now: the container never writes to /app.

@@ -17,6 +17,9 @@ Series, on one broker per round, each on its own 3-partition topic, over the see
 - run card-testing: the stream path (`ProfileStream`) with a labelled card-testing scenario, as
                profiles/card-testing.yaml (fresh/now, Kafka timestamp = event time), ~1% of events
                fraud, labels on a side topic;
+- run avro keep, run avro fresh/now: the fast path with `format: avro` (Confluent wire format
+               through confluent-kafka's AvroSerializer, on a `mock://` registry): its client CPU
+               per message is compared with the JSON series of the same rewrite, in each round;
 - run event-time: the stream path with 5% late events, 5% out of order, 1% duplicates and the
                Kafka timestamp = event time (fresh/now);
 - kcat:        `kcat -P -l FILE` of the same payloads, same properties: the C client's ceiling
@@ -108,11 +111,20 @@ SHAPED: dict[str, dict[str, Any]] = {
         "duplicates": {"fraction": 0.01, "max_delay_s": 0.1},
     },
 }
+FORMATS: dict[str, dict[str, Any]] = {
+    # Confluent wire-format Avro (confluent-kafka's AvroSerializer, schemas/transaction.avsc) on
+    # an in-process mock registry: rows serialized once at start, ids and timestamps spliced.
+    "run avro keep": {"id": "keep", "timestamp": "keep", "format": "avro"},
+    "run avro fresh/now": {"id": "fresh", "timestamp": "now", "format": "avro"},
+}
 RUN_SERIES: dict[str, dict[str, Any]] = {
     "run keep": {"id": "keep", "timestamp": "keep"},
     "run fresh/now": {"id": "fresh", "timestamp": "now"},
+    **FORMATS,
     **SHAPED,
 }
+AVRO_OF: dict[str, str] = {"run avro keep": "run keep", "run avro fresh/now": "run fresh/now"}
+"""Each Avro series and the JSON series it is compared with (CPU per message, same round)."""
 SERIES = ("ref", "ref+headers", *RUN_SERIES, "kcat")
 
 
@@ -178,14 +190,15 @@ def reference(
 def run_path(bootstrap: str, topic: str, messages: int, profile: dict[str, Any]) -> dict[str, Any]:
     """`messages` through serve() with one profile named "flood" (`profile` over
     `FLOOD_PROFILE`), timed from its first batch until serve() returns."""
-    config = Config.model_validate(
-        {
-            "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
-            "dataset": {"uri": str(SEED_DATASET)},
-            "profiles": {"flood": FLOOD_PROFILE | profile},
-            "shutdown_timeout_s": 120,
-        }
-    ).with_source("benchmarks.throughput")
+    document: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
+        "dataset": {"uri": str(SEED_DATASET)},
+        "profiles": {"flood": FLOOD_PROFILE | profile},
+        "shutdown_timeout_s": 120,
+    }
+    if profile.get("format", "json") != "json":
+        document["schema_registry"] = {"url": "mock://benchmark"}
+    config = Config.model_validate(document).with_source("benchmarks.throughput")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_drive(config, messages))
 
@@ -500,6 +513,27 @@ def run(ctx: Context) -> GroupResult:
     result.data["summary"] = summary
     result.tables.append(table)
 
+    for avro, json_series in AVRO_OF.items():
+        if avro not in summary or json_series not in summary:
+            continue
+        cpu_ratios = [
+            got[avro]["client_cpu_us_per_msg"] / got[json_series]["client_cpu_us_per_msg"]
+            for got in per_round
+            if avro in got and json_series in got
+        ]
+        cpu = median(cpu_ratios) if cpu_ratios else None
+        summary[avro]["cpu_ratio_to_json"] = cpu if cpu is not None else float("nan")
+        result.targets.append(
+            Target(
+                f"Avro CPU per message, {json_series.removeprefix('run ')}",
+                f"client CPU us/msg <= 1.15 x {json_series}",
+                "-"
+                if cpu is None
+                else f"{cpu:.2f} x ({summary[avro]['client_cpu_us_per_msg']:.2f} vs"
+                f" {summary[json_series]['client_cpu_us_per_msg']:.2f} us/msg)",
+                None if cpu is None else cpu <= 1.15,
+            )
+        )
     keep = summary.get("run keep", {}).get("ratio")
     fresh = summary.get("run fresh/now", {}).get("ratio")
     result.targets += [

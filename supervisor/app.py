@@ -20,6 +20,7 @@ from supervisor.errors import ConfigError, ExitCode
 from supervisor.evaluation import Evaluation
 from supervisor.evaluation.alerts import consumer_config
 from supervisor.fleet import Fleet
+from supervisor.formats.encodings import Encodings
 from supervisor.lifecycle import ShutdownBudget, Stopped, in_thread
 from supervisor.profile.stream import check_scenarios
 from supervisor.reload import Reloader
@@ -105,7 +106,9 @@ async def serve(
     fleet's live counters once they exist (the terminal's status view)."""
     log = get_logger()
     kafka = config.kafka
-    sink = _sink(config, stop=stop, telemetry=telemetry, dry_run=dry_run)
+    registry = config.schema_registry
+    encodings = Encodings(registry, dry_run=dry_run is not None)
+    sink = _sink(config, stop=stop, telemetry=telemetry, dry_run=dry_run, encodings=encodings)
     log.info(
         "fleet_starting",
         config=config.source,
@@ -113,11 +116,14 @@ async def serve(
         topic=kafka.topic,
         profiles=list(config.profiles),
         producer_config=None if dry_run is not None else kafka.redacted_config(),
+        schema_registry=None if registry is None else registry.redacted(),
         max_messages=max_messages,
     )
     evaluation = _evaluation(config, dry_run=dry_run is not None)
     try:
         dataset = await load(config, stop=stop, telemetry=telemetry)
+        check_scenarios(config, dataset)
+        await _prepare(encodings, config, dataset, stop=stop)
     except Stopped:
         log.info("dataset_load_abandoned", note="stopped while the dataset was loading")
         return _conclude(
@@ -128,9 +134,10 @@ async def serve(
             log_output=log_output,
             evaluation=None,
         )
-    check_scenarios(config, dataset)
     sent_log = None if evaluation is None else evaluation.sent
-    fleet = Fleet(config, dataset, sink, max_messages=max_messages, sent_log=sent_log)
+    fleet = Fleet(
+        config, dataset, sink, max_messages=max_messages, sent_log=sent_log, encodings=encodings
+    )
     if telemetry is not None:
         telemetry.watch(fleet.stats)
     if watch is not None:
@@ -169,6 +176,7 @@ async def serve(
                 log.info("fleet_draining", in_flight=in_flight, timeout_s=budget.remaining_s())
         finally:
             await sink.close(budget)
+            encodings.close()
             if evaluation is not None:  # alerts on what was sent, within what is left of budget
                 await evaluation.finish(budget)
 
@@ -231,6 +239,20 @@ def _conclude(
     return ExitCode.OK, document
 
 
+async def _prepare(
+    encodings: Encodings, config: Config, dataset: Dataset, *, stop: asyncio.Event
+) -> None:
+    """Register or look up the schemas of non-JSON profiles and serialize the dataset for them,
+    off the event loop (a registry that never answers does not hold a stop up)."""
+    if all(p.format == "json" for p in config.profiles.values()):
+        return
+    started = time.monotonic()
+    ready = await in_thread(encodings.prepare, config, dataset, stop=stop, name="registry")
+    log = get_logger()
+    for topic in ready:
+        log.info("schema_ready", **topic, prepare_s=round(time.monotonic() - started, 3))
+
+
 def _evaluation(config: Config, *, dry_run: bool) -> Evaluation | None:
     """The run's evaluation of the detector under test, when configured and there is a cluster
     for the detector to read and write."""
@@ -254,10 +276,12 @@ def _sink(
     stop: asyncio.Event,
     telemetry: Telemetry | None,
     dry_run: BinaryIO | None,
+    encodings: Encodings,
 ) -> ManagedSink:
-    """Where the run's messages go: the dry run's output, or Kafka."""
+    """Where the run's messages go: the dry run's output (non-JSON values decoded), or Kafka."""
     if dry_run is not None:
-        return DryRunSink(dry_run, stop)
+        framed = any(p.format != "json" for p in config.profiles.values())
+        return DryRunSink(dry_run, stop, decoder=encodings.decoder if framed else None)
     kafka = config.kafka
     # Creating the producer validates every librdkafka property (ConfigError) before the dataset
     # load, which may take seconds; nothing is sent until the delivery thread starts.

@@ -5,7 +5,8 @@ request within a bounded time: brokers, and every topic the profiles write to, w
 partitions); for an `s3://` dataset, the object (HEAD: it exists, its size); and the dataset itself,
 loaded and validated exactly as `run` would (valid and invalid rows, the first reasons); and when
 profiles inject fraud, whether the dataset has the rows their scenarios mutate (debits, the
-merchant named).
+merchant named); and for `avro`, `protobuf` or `json-schema` profiles, the Schema Registry (each
+topic's schema looked up, never registered, and the dataset serialized with it).
 
 Nothing is produced, and nothing is created: the metadata request asks for all topics, never for
 one by name, since a broker with `auto.create.topics.enable` would create a topic asked for by
@@ -35,8 +36,10 @@ from confluent_kafka.admin._resource import ResourceType
 from supervisor.config import REDACTED, Config, is_secret_key
 from supervisor.dataset import Dataset, S3Object, load_dataset, s3_client
 from supervisor.dataset.s3 import bad_endpoint, describe_failure
-from supervisor.errors import ConfigError, DatasetError, ExitCode
+from supervisor.errors import ConfigError, DatasetError, ExitCode, RegistryError
+from supervisor.formats.encodings import Encodings
 from supervisor.profile.stream import check_scenarios
+from supervisor.redaction import url_password
 from supervisor.sinks import kafka_errors
 
 PASS: Final = "✓"
@@ -113,6 +116,12 @@ def _redactor(config: Config) -> Callable[[str], str]:
     s3 = config.dataset.s3
     secrets = [key.get_secret_value() for key in (s3.access_key, s3.secret_key) if key is not None]
     secrets += [str(v) for k, v in config.kafka.config.items() if is_secret_key(k)]
+    registry = config.schema_registry
+    if registry is not None:
+        secrets += [str(v) for k, v in registry.config.items() if is_secret_key(k)]
+        if registry.basic_auth_user_info is not None:
+            secrets.append(registry.basic_auth_user_info.get_secret_value())
+        secrets += [p for p in (url_password(registry.url),) if p]
     # Longest first, so a secret containing another is masked whole; short values (a "1", a
     # "true") would mask unrelated text and are not secrets worth the name.
     secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
@@ -351,6 +360,44 @@ def _dataset_checks(config: Config) -> Iterator[Check]:
             yield Check(
                 "fraud", ok=True, detail=f"the dataset supports the scenarios {', '.join(kinds)}"
             )
+    yield from _registry_checks(config, dataset)
+
+
+# --- the Schema Registry -------------------------------------------------------------------------
+
+
+def _registry_checks(config: Config, dataset: Dataset) -> Iterator[Check]:
+    """Each schema a run would use, looked up (a check registers nothing)."""
+    settings = config.schema_registry
+    if settings is None or all(p.format == "json" for p in config.profiles.values()):
+        return
+    lookup = settings.model_copy(update={"auto_register": False})
+    encodings = Encodings(lookup)
+    try:
+        ready = encodings.prepare(config, dataset)
+    except ConfigError as exc:
+        yield Check("registry", ok=False, detail=str(exc))
+        return
+    except RegistryError as exc:
+        if exc.status == 404 and settings.auto_register:
+            yield Check(
+                "registry",
+                ok=True,
+                detail=f"{settings.shown_url}: reachable; a schema is not registered yet"
+                " (auto_register: true registers it at start)",
+            )
+        else:
+            yield Check("registry", ok=False, detail=str(exc))
+        return
+    finally:
+        encodings.close()
+    for topic in ready:
+        yield Check(
+            "registry",
+            ok=True,
+            detail=f"{settings.shown_url}: {topic['topic']}: {topic['format']} {topic['schema']}"
+            f" schema id {topic['schema_id']}, the dataset serializes with it",
+        )
 
 
 def _describe_dataset(dataset: Dataset) -> str:

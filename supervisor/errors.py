@@ -49,3 +49,14 @@ class KafkaUnavailableError(SupervisorError):
     """Kafka was not reachable within the startup timeout."""
 
     exit_code = ExitCode.KAFKA_UNREACHABLE
+
+
+class RegistryError(SupervisorError):
+    """The Schema Registry refused a schema, or could not be reached, at start."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The registry's HTTP status when it answered (404: no such subject or schema)."""

@@ -20,6 +20,7 @@ import structlog
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import Dataset
 from supervisor.evaluation.ledger import SentLog
+from supervisor.formats.encodings import Encodings
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.runner import ProfileRunner
 from supervisor.sinks.contract import Sink
@@ -88,9 +89,13 @@ class Fleet:
         restart_policy: RestartPolicy | None = None,
         max_messages: int | None = None,
         sent_log: SentLog | None = None,
+        encodings: Encodings | None = None,
     ) -> None:
-        """`sent_log`: where profiles record what they send, when the run is evaluated."""
+        """`sent_log`: where profiles record what they send, when the run is evaluated.
+        `encodings`: the wires of non-JSON profiles, prepared for `config` and `dataset` (and
+        again before each `apply`); None: every profile sends JSON."""
         self.config = config
+        self.encodings = encodings or Encodings(None)
         self._sent_log = sent_log
         self.dataset = dataset
         self.clock = clock
@@ -147,7 +152,9 @@ class Fleet:
         if dataset is not None:
             self.dataset = dataset
             for name in plan.unchanged:
-                self._running[name].runner.use(dataset)
+                settings = config.profiles[name]
+                wire = self.encodings.wire(settings, _topic(settings, config), dataset)
+                self._running[name].runner.use(dataset, wire)
         stopping = [self._running.pop(n) for n in (*plan.removed, *plan.changed)]
         for running in stopping:
             running.halt.set()
@@ -204,6 +211,7 @@ class Fleet:
             clock=self.clock,
             sent_log=self._sent_log,
             shard=config.shard.split,
+            wire=self.encodings.wire(settings, _topic(settings, config), self.dataset),
         )
         task = self._tg.create_task(self._supervise(runner, halt), name=f"profile:{name}")
         self._running[name] = _Running(runner, halt, task)

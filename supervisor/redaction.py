@@ -11,12 +11,21 @@ REDACTED: Final = "**********"
 """What a secret value is shown as (the same mask pydantic uses for `SecretStr`)."""
 
 _SECRET_KEY_PARTS: Final = ("password", "secret", "passphrase", "private.key")
-_SECRET_KEYS: Final = frozenset({"sasl.jaas.config", "sasl.oauthbearer.config", "ssl.key.pem"})
+_SECRET_KEYS: Final = frozenset(
+    {
+        "sasl.jaas.config",
+        "sasl.oauthbearer.config",
+        "ssl.key.pem",
+        "basic.auth.user.info",
+        "bearer.auth.token",
+    }
+)
 _V = TypeVar("_V")
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a librdkafka property holds a secret (a password, key or credentials)."""
+    """Whether a librdkafka (or Schema Registry client) property holds a secret (a password, key
+    or credentials)."""
     lowered = key.lower()
     return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
 

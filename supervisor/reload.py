@@ -37,6 +37,7 @@ _RESTART_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
     ("metrics", lambda c: c.metrics),
     ("instance_id", lambda c: c.instance),
     ("shard", lambda c: c.shard),
+    ("schema_registry", lambda c: c.schema_registry),
 )
 
 
@@ -130,6 +131,15 @@ class Reloader:
         if new.dataset != old.dataset:
             dataset = await self._load(new)
         check_scenarios(new, dataset or self.fleet.dataset)
+        # A new format or topic registers its schema, a new dataset is serialized for the
+        # formats in use: off the event loop, before anything changes.
+        await in_thread(
+            self.fleet.encodings.prepare,
+            new,
+            dataset or self.fleet.dataset,
+            stop=stop,
+            name="registry",
+        )
         if stop.is_set():
             return None
         plan = await self.fleet.apply(new, dataset)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from supervisor.config.evaluation import EvaluationSettings
+from supervisor.config.registry import MessageFormat, SchemaRegistrySettings
 from supervisor.config.shard import ShardSettings
 from supervisor.config.streams import (
     Duplicates,
@@ -268,6 +269,9 @@ class ProfileSettings(BaseModel):
     duplicates: Duplicates | None = None
     scenario: Scenario | None = None
     labels: Labels | None = None
+    format: MessageFormat = "json"
+    """How message values (and labels) are written: `json`, or Confluent wire-format `avro`,
+    `protobuf`, `json-schema` (these need `schema_registry`)."""
 
     @model_validator(mode="after")
     def _check_batch_range(self) -> ProfileSettings:
@@ -335,6 +339,8 @@ class Config(BaseModel):
     """Score the detector under test from its alerts topic (docs/evaluation.md); None: off."""
     shard: Annotated[ShardSettings, BeforeValidator(none_as_empty)] = ShardSettings()
     """Which of several processes running this config this one is (see `config.shard`)."""
+    schema_registry: SchemaRegistrySettings | None = None
+    """The Schema Registry of `avro`, `protobuf` and `json-schema` profiles; None: JSON only."""
 
     _source: str = PrivateAttr(default=DEFAULT_SOURCE)
 
@@ -376,6 +382,34 @@ class Config(BaseModel):
                     " starting with a letter or digit"
                 )
         return profiles
+
+    @model_validator(mode="after")
+    def _check_formats(self) -> Config:
+        formats: dict[str, tuple[str, str]] = {}  # topic -> (format, profile)
+        for name, profile in self.profiles.items():
+            if profile.format != "json" and self.dataset.extra_columns == "keep":
+                raise ValueError(
+                    f"profiles.{name}: format {profile.format} sends the seven fields only; kept"
+                    " extra columns (dataset.extra_columns: keep) go out with format: json"
+                    " (use json for this profile, or drop the extra columns)"
+                )
+            if profile.format != "json" and self.schema_registry is None:
+                raise ValueError(
+                    f"profiles.{name}: format {profile.format} needs a 'schema_registry' section"
+                    " with its url (mock://NAME for confluent-kafka's in-process mock)"
+                )
+            topics = [profile.topic or self.kafka.topic]
+            if profile.labels is not None:
+                topics.append(profile.labels.topic)
+            for topic in topics:
+                seen = formats.setdefault(topic, (profile.format, name))
+                if seen[0] != profile.format:
+                    raise ValueError(
+                        f"topic {topic!r} would get {seen[0]} from profile {seen[1]!r} and"
+                        f" {profile.format} from profile {name!r}: one topic, one format"
+                        " (give one of them its own topic)"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _check_evaluated_ids(self) -> Config:

@@ -1,10 +1,11 @@
 """What the producing path records for the evaluation: per batch, not per message.
 
 A send appends one entry to a `SentLog`: the batch's send time (Unix ms, read once), the ids of its
-messages (36-byte slices at the codec's fixed offset, `supervisor.dataset.codec.id_of`) and, for the
-fraud events among them, their scenario and occurrence. Nothing is parsed or hashed on the event
-loop: the evaluation's thread takes the entries (`take`) and indexes them off the producing path.
-`collections.deque` appends and pops are atomic, so the two threads share it without a lock.
+messages (36-byte slices at the fixed offset of the profile's wire format: the codec's for JSON,
+`supervisor.formats.wire`) and, for the fraud events among them, their scenario and occurrence.
+Nothing is parsed or hashed on the event loop: the evaluation's thread takes the entries (`take`)
+and indexes them off the producing path. `collections.deque` appends and pops are atomic, so the
+two threads share it without a lock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple
 
 from supervisor.dataset.codec import ID_SPAN
 
-_ID_START, _ID_END = ID_SPAN
+_ID_START = ID_SPAN[0]
 
 
 class FraudSent(NamedTuple):
@@ -51,12 +52,18 @@ class SentLog:
         """Send time of the latest batch (0: none yet)."""
 
     def sent(
-        self, values: Sequence[bytes], count: int, at_ms: int, fraud: Sequence[FraudSent] = ()
+        self,
+        values: Sequence[bytes],
+        count: int,
+        at_ms: int,
+        fraud: Sequence[FraudSent] = (),
+        id_start: int = _ID_START,
     ) -> None:
-        """The first `count` of `values` were produced in a batch sent at `at_ms`."""
+        """The first `count` of `values` were produced in a batch sent at `at_ms`; each value's
+        id is the 36 bytes at `id_start` (the JSON layout's by default)."""
         if count == 0:
             return
-        s, e = _ID_START, _ID_END
+        s, e = id_start, id_start + 36
         ids = [v[s:e] for v in values] if count == len(values) else [v[s:e] for v in values[:count]]
         self._batches.append(SentBatch(at_ms, ids, fraud))
         self.last_ms = at_ms
@@ -67,11 +74,12 @@ class SentLog:
         count: int,
         at_ms: int,
         fraud: Sequence[FraudSent] = (),
+        id_start: int = _ID_START,
     ) -> None:
         """`sent` for rows whose value is their second item (a shaped stream's `Outgoing`)."""
         if count == 0:
             return
-        s, e = _ID_START, _ID_END
+        s, e = id_start, id_start + 36
         ids = [m[1][s:e] for m in messages] if count == len(messages) else None
         if ids is None:
             ids = [m[1][s:e] for m in messages[:count]]

@@ -1,8 +1,9 @@
 """The fast path's messages: sampled rows, with at most a fresh id and the current timestamp.
 
-Every dataset row is serialized once, at load (`supervisor.dataset.codec`). A batch only picks
-those bytes, or has the codec splice fresh ids (drawn here from the profile's RNG) and the current
-timestamp into them: no JSON encoding, no dict, no pydantic per message.
+Every dataset row is serialized once, at load (`supervisor.dataset.codec`; per message format,
+`supervisor.formats`). A batch only picks those bytes, or has the profile's wire splice fresh ids
+(drawn here from the profile's RNG) and the current timestamp into them: no encoding, no dict, no
+pydantic per message.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 from supervisor.dataset import Dataset
-from supervisor.dataset.codec import now_timestamp, splice_batch
+from supervisor.dataset.codec import now_timestamp
+from supervisor.formats.wire import JsonWire, Wire
 
 IdMode = Literal["keep", "fresh"]
 TimestampMode = Literal["keep", "now"]
@@ -46,7 +48,7 @@ def fresh_uuids(rng: random.Random, count: int) -> bytes:
 class EventBuilder:
     """Turns sampled row indexes into (values, keys) for one profile's rewrite settings."""
 
-    __slots__ = ("_fresh_id", "_key_field", "_keys", "_now", "_rng", "_spans", "_values")
+    __slots__ = ("_fresh_id", "_key_field", "_keys", "_now", "_rng", "_wire", "id_start")
 
     def __init__(
         self,
@@ -56,9 +58,12 @@ class EventBuilder:
         timestamp_mode: TimestampMode,
         key_field: str | None,
         rng: random.Random,
+        wire: Wire | None = None,
     ) -> None:
-        self._values = dataset.values
-        self._spans = dataset.ts_spans
+        """`wire`: what the values are written as (None: the dataset's JSON)."""
+        self._wire = JsonWire(dataset) if wire is None else wire
+        self.id_start = self._wire.id_start
+        """Where each value's id starts (for the evaluation's ledger)."""
         self._fresh_id = id_mode == "fresh"
         self._now = timestamp_mode == "now"
         self._rng = rng
@@ -75,7 +80,7 @@ class EventBuilder:
         """Message values, and keys (None when the profile sends no key), for one batch."""
         ids = fresh_uuids(self._rng, len(indexes)) if self._fresh_id else None
         ts = now_timestamp() if self._now else None
-        values = splice_batch(self._values, self._spans, indexes, ids, ts)
+        values = self._wire.splice_batch(indexes, ids, ts)
         key_field = self._key_field
         if key_field == "id" and ids is not None:
             return values, [ids[o : o + 36] for o in range(0, len(ids), 36)]

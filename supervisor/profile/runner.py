@@ -29,6 +29,7 @@ import structlog
 from supervisor.config import ProfileSettings, Shard
 from supervisor.dataset import Dataset
 from supervisor.evaluation.ledger import FraudSent, SentLog
+from supervisor.formats.wire import Wire
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.events import EventBuilder
 from supervisor.profile.pacing import Pacer
@@ -65,12 +66,16 @@ class ProfileRunner:
         clock: Clock = time.monotonic,
         sent_log: SentLog | None = None,
         shard: Shard = _WHOLE,
+        wire: Wire | None = None,
     ) -> None:
         """`drain_budget()` is asked, once the profile stops, for the budget within which a shaped
         profile sends what it already scheduled. With `sent_log` (an evaluated run) each batch of
         events is recorded there, and the messages the producer would stamp carry the batch's send
-        time as their Kafka timestamp instead, so a detector and the evaluation agree on it."""
+        time as their Kafka timestamp instead, so a detector and the evaluation agree on it.
+        `wire`: what its messages are written as (None: the dataset's JSON)."""
         self._sent_log = sent_log
+        self._wire = wire
+        self._next_wire: Wire | None = None
         self.name = name
         self.settings = settings
         self.topic = topic
@@ -91,9 +96,11 @@ class ProfileRunner:
             self._labels = sender.channel(stats.labels, budgeted=False)
         self._log = get_logger()
 
-    def use(self, dataset: Dataset) -> None:
-        """Sample `dataset` from the next tick on (a reload replaced it); the schedule goes on."""
+    def use(self, dataset: Dataset, wire: Wire | None = None) -> None:
+        """Sample `dataset` (written as `wire`) from the next tick on (a reload replaced it); the
+        schedule goes on."""
         self._next_dataset = dataset
+        self._next_wire = wire
 
     async def run(self, halt: asyncio.Event) -> None:
         """Run until `halt` or the fleet's stop; raises whatever a tick raises (the fleet's
@@ -117,6 +124,7 @@ class ProfileRunner:
                     topic=self.topic,
                     headers=self._headers,
                     wall_start_s=wall_start,
+                    wire=self._wire,
                 )
             # After the stream's setup (its scenario indexes the dataset): the first deadline is
             # not already late by it.
@@ -159,7 +167,7 @@ class ProfileRunner:
             stats.behind_schedule += 1
         swapped, self._next_dataset = self._next_dataset, None
         if swapped is not None:
-            self._dataset = swapped
+            self._dataset, self._wire = swapped, self._next_wire
         return swapped
 
     # -- the fast path --------------------------------------------------------------------------
@@ -185,7 +193,7 @@ class ProfileRunner:
             batch = zip(topic, values, keyed, headers, producer_time, strict=False)
             sent = await send(events, batch, len(values), halt, stamp)
             if sent_log is not None:
-                sent_log.sent(values, sent.done, stamp)
+                sent_log.sent(values, sent.done, stamp, id_start=builder.id_start)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
                 return
 
@@ -199,6 +207,7 @@ class ProfileRunner:
             timestamp_mode="now" if settings.timestamp == "now" else "keep",
             key_field=settings.key,
             rng=rng,
+            wire=self._wire,
         )
         return sampler, builder
 
@@ -221,7 +230,7 @@ class ProfileRunner:
             else:
                 swapped = self._tick(pacer)
                 if swapped is not None:  # same schedule, new rows
-                    stream.use(swapped)
+                    stream.use(swapped, self._wire)
                 out = stream.tick(tick_s)  # events only: labels come due later, never at once
                 unsent = list(
                     await self._send_part(stream, self._events, out, halt, stream.special)
@@ -265,10 +274,10 @@ class ProfileRunner:
         fraud: list[FraudSent] = []
         stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
         if self.settings.duplicates is None:
-            sent_log.sent_messages(messages, sent.done, stamp, fraud)
+            sent_log.sent_messages(messages, sent.done, stamp, fraud, stream.id_start)
         else:  # a copy is the same event again: its alert is timed from the original's send
             originals = [m for m in messages[: sent.done] if DUPLICATE not in m.tally]
-            sent_log.sent_messages(originals, len(originals), stamp, fraud)
+            sent_log.sent_messages(originals, len(originals), stamp, fraud, stream.id_start)
         return messages[sent.done :]
 
     async def _drain(self, stream: ProfileStream, unsent: list[Outgoing]) -> None:
@@ -312,4 +321,5 @@ def _log_start(
         timestamp_mode=settings.timestamp,
         schedule=None if settings.schedule is None else settings.schedule.kind,
         scenario=None if settings.scenario is None else settings.scenario.kind,
+        format=settings.format,
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -24,18 +23,10 @@ from typing import Final, NamedTuple
 
 from supervisor.config import Config, Labels, ProfileSettings
 from supervisor.dataset import Dataset
-from supervisor.dataset.codec import (
-    epoch_ms,
-    field_literal,
-    field_text,
-    id_of,
-    iso_timestamp,
-    splice,
-    with_amount,
-    with_field,
-)
+from supervisor.dataset.codec import epoch_ms, field_literal, field_text, iso_timestamp, with_field
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
+from supervisor.formats.wire import JsonWire, Wire
 from supervisor.profile.events import fresh_uuids
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
@@ -79,7 +70,9 @@ class ProfileStream:
         headers: Headers,
         wall_start_s: float,
         wall_clock: Callable[[], float] = time.time,
+        wire: Wire | None = None,
     ) -> None:
+        """`wire`: what the values (and labels) are written as; None: the dataset's JSON."""
         self.name = name
         self._settings = settings
         self._rng = rng
@@ -98,16 +91,18 @@ class ProfileStream:
         self._order = itertools.count()
         self.occurrences: dict[str, int] = {}
         """Occurrences started, by scenario kind (counted when planned)."""
-        self.use(dataset)
+        self.use(dataset, wire)
 
-    def use(self, dataset: Dataset) -> None:
-        """Sample `dataset` from the next tick on (a reload replaced it). Raises DatasetError
-        when its rows cannot support the profile's scenario."""
+    def use(self, dataset: Dataset, wire: Wire | None = None) -> None:
+        """Sample `dataset` (written as `wire`, None: its JSON) from the next tick on (a reload
+        replaced it). Raises DatasetError when its rows cannot support the profile's scenario."""
         settings = self._settings
         self._dataset = dataset
         self._entity = self._tags.entity = dataset.entity
-        self._values = dataset.values
-        self._spans = dataset.ts_spans
+        self._wire = wire = JsonWire(dataset) if wire is None else wire
+        self._tags.wire = wire
+        self.id_start = wire.id_start
+        """Where each value's id starts (for the evaluation's ledger)."""
         needs_epochs = settings.timestamp != "now" and (
             settings.timestamp == "shift"
             or settings.late is not None
@@ -173,7 +168,7 @@ class ProfileStream:
         positions that can carry any of that (`self.special` after a tick), so that a tick's
         plain events cost nothing here. `fraud`, when given (an evaluated run), gets each fraud
         event produced."""
-        _account(messages, rejected, stats, special, fraud, self.schedule)
+        _account(messages, rejected, stats, special, fraud, self.schedule, self._wire.id_of)
 
     # -- one tick -------------------------------------------------------------------------------
 
@@ -199,7 +194,7 @@ class ProfileStream:
         shifting = settings.timestamp == "shift"
         # The loop runs once per message: everything it reads is local, and each Outgoing is
         # built by tuple.__new__ directly (a NamedTuple's own __new__ is a Python-level call).
-        topic, values, spans, epochs = self._topic, self._values, self._spans, self._epochs
+        topic, splice, epochs = self._topic, self._wire.splice, self._epochs
         key_field, keys = self._key, self._keys
         event_ts, plain_headers = self._event_ts, self._plain_headers
         offset = self._shift
@@ -231,7 +226,7 @@ class ProfileStream:
                 tally = (LATE,)
             elif shifting:
                 ts = iso_timestamp(epoch)
-            value = splice(values[row], spans[2 * row], spans[2 * row + 1], new_id, ts)
+            value = splice(row, new_id, ts)
             headers = plain_headers
             scenario = label = None
             if fraud is not None:
@@ -294,22 +289,21 @@ class ProfileStream:
             row = event.row
             epoch = start + (event.at_s - occurrence.start_s)
             ts = iso_timestamp(epoch)
-            value = splice(
-                self._values[row],
-                self._spans[2 * row],
-                self._spans[2 * row + 1],
-                ids[36 * k : 36 * k + 36],
-                ts,
-            )
-            if event.amount is not None:
-                value = with_amount(value, event.amount)
-            if event.entity is not None:
+            new_id = ids[36 * k : 36 * k + 36]
+            if event.amount is None:
+                value = self._wire.splice(row, new_id, ts)
+            else:  # re-serialized in a binary format (see Wire.with_amount)
+                value = self._wire.with_amount(row, new_id, ts, event.amount)
+            if event.entity is not None:  # kept columns, and so entities, are JSON only
                 assert self._entity is not None
                 value = with_field(value, self._entity, event.entity)
+            key = _key_of(self._key, self._keys, row, new_id, ts)
+            if self._key == "amount" and event.amount is not None:
+                key = event.amount
             message = Outgoing(
                 self._topic,
                 value,
-                None if self._key is None else field_text(value, self._key),
+                key,
                 headers,
                 epoch_ms(epoch) if self._event_ts else 0,
                 scenario=occurrence.kind,
@@ -329,6 +323,8 @@ class _FraudTags:
         self.entity: str | None = None
         """The dataset's entity column: each label then names the event's (`entity`,
         `entity_id`)."""
+        self.wire: Wire | None = None
+        """What events and labels are written as (set by the stream's `use`)."""
 
     def headers(self, occurrence: Occurrence) -> Headers:
         headers = self._by_occurrence.get(occurrence.id)
@@ -350,20 +346,22 @@ class _FraudTags:
         labels = self._labels
         if labels is None:
             return None
-        event_id = id_of(value)
+        wire = self.wire
+        assert wire is not None
+        event_id = wire.id_of(value)
         fields: dict[str, str | None] = {
             "id": event_id.decode(),
             "label": "fraud",
             "scenario": occurrence.kind,
             "scenario_id": occurrence.id.decode(),
         }
-        if self.entity is not None:
+        if self.entity is not None:  # JSON only (kept columns are)
             fields["entity"] = self.entity
             card = field_literal(value, self.entity)
             fields["entity_id"] = (
                 None if card == b"null" else field_text(value, self.entity).decode()
             )
-        label = json.dumps(fields, separators=(",", ":")).encode()
+        label = wire.label(fields)  # type: ignore[arg-type]
         delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
         return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
 
@@ -375,6 +373,7 @@ def _account(
     special: Sequence[int] | None,
     fraud: list[FraudSent] | None,
     schedule: Callable[[float, Outgoing], None],
+    id_of: Callable[[bytes], bytes],
 ) -> None:
     """`ProfileStream.produced`, apart from the class: its counting and label scheduling."""
     positions: Sequence[int] = range(len(messages)) if special is None else special

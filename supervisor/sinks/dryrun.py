@@ -9,7 +9,7 @@ instead of producing it, keys in this order:
 so a config can be tried with `streaming-producer run --dry-run | jq .value.amount`. `key` and
 header values are text (null when absent), `timestamp` is the Kafka timestamp in Unix milliseconds
 (null when the producer would stamp the message itself), and `value` is the message value embedded
-as JSON, byte for byte.
+as JSON, byte for byte (a non-JSON format's value decoded by its deserializer, given as `decoder`).
 
 Lines are written out once per event-loop iteration (sooner in a burst), so a reader sees each
 line promptly while a burst of messages costs one write per 64 KiB rather than one per message.
@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 import json
 import os
+from collections.abc import Callable
 from typing import BinaryIO, cast
 
 from supervisor.lifecycle import ShutdownBudget
@@ -59,10 +60,19 @@ class DryRunSink:
     FLUSH_AT_BYTES = 64 * 1024
     """A Linux pipe's capacity: a bigger write would only wait for the reader."""
 
-    def __init__(self, out: BinaryIO, stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        stop: asyncio.Event,
+        *,
+        decoder: Callable[[str], Callable[[bytes], bytes] | None] | None = None,
+    ) -> None:
         """`out` stays open: its owner closes it. `stop` is set once `out` can take no more
-        lines."""
+        lines. `decoder(topic)`, when given, turns that topic's values into JSON (None: they
+        are JSON already)."""
         self._out = out
+        self._decoder = decoder
+        self._decoders: dict[str, Callable[[bytes], bytes] | None] = {}
         self._stop = stop
         self._pending = bytearray()
         self._reports: list[DeliveryStats] = []
@@ -102,6 +112,12 @@ class DryRunSink:
         `EventBuilder` makes), as it is embedded without being parsed."""
         if self._abandoned:
             raise BufferError("the dry-run output is closed")
+        if self._decoder is not None:
+            if topic not in self._decoders:
+                self._decoders[topic] = self._decoder(topic)
+            decode = self._decoders[topic]
+            if decode is not None:
+                value = decode(value)
         self._pending += _line(topic, value, key, headers, timestamp_ms)
         self._reports.append(cast(DeliveryStats, report))
         if len(self._pending) >= self.FLUSH_AT_BYTES:

@@ -9,6 +9,7 @@ record and must match exactly.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import signal
@@ -22,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fastavro
+import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from realservices import free_port
+from supervisor.formats.schemas import schema_file
 from tests.integration.cli_process import ROOT, CliProcess
 
 DATASET = ROOT / "data" / "transactions.csv"
@@ -57,6 +61,7 @@ class ScriptedDetector:
     stop: threading.Event = field(default_factory=threading.Event)
     order: dict[str, dict[str, int]] = field(default_factory=dict)
     """Each attack's place, by scenario, in the order the detector first saw them."""
+    format: str = "json"
 
     def run(self) -> None:
         consumer = Consumer(
@@ -84,7 +89,7 @@ class ScriptedDetector:
 
     def _judge(self, producer: Producer, message: Any) -> None:
         headers = dict(message.headers() or [])
-        event_id = json.loads(message.value())["id"]
+        event_id = event_id_of(self.format, message.value())
         ts = message.timestamp()[1]
         fraud = headers.get("fraud") == b"true"
         scenario = headers["scenario"].decode() if fraud else None
@@ -109,6 +114,15 @@ class ScriptedDetector:
         body = {"other": 1} if event_id is None else {"transaction_id": event_id, "rule": "test"}
         producer.produce(self.alerts_topic, json.dumps(body).encode(), timestamp=ts)
         self.alerts.append((event_id, ts))
+
+
+def event_id_of(format: str, value: bytes) -> str:
+    """The id of an event, as a detector reads it in the run's format."""
+    if format == "json":
+        return str(json.loads(value)["id"])
+    schema = fastavro.parse_schema(json.loads(schema_file("transaction.avsc")))
+    record: Any = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+    return str(record["id"])
 
 
 def expected_evaluation(detector: ScriptedDetector) -> dict[str, Any]:
@@ -172,7 +186,11 @@ def expected_evaluation(detector: ScriptedDetector) -> dict[str, Any]:
     }
 
 
-def write_config(path: Path, *, topic: str, alerts: str, extra: str = "") -> Path:
+def write_config(
+    path: Path, *, topic: str, alerts: str, extra: str = "", format: str = "json"
+) -> Path:
+    if format != "json":
+        extra += "schema_registry: {url: 'mock://evaluation'}\n"
     path.write_text(
         f"""
 kafka:
@@ -193,6 +211,7 @@ profiles:
     min_records: 5
     max_records: 10
     id: fresh
+    format: {format}
     timestamp: now
     scenario: {{kind: card-testing, probability: 0.05, window_s: 0.5}}
   compromise:
@@ -200,25 +219,29 @@ profiles:
     min_records: 5
     max_records: 10
     id: fresh
+    format: {format}
     scenario: {{kind: merchant-compromise, probability: 0.1, duration_s: 0.5, share: 0.5}}
   plain:
     interval_s: 0.05
     min_records: 1
     max_records: 3
     id: fresh
+    format: {format}
 """
     )
     return path
 
 
+@pytest.mark.parametrize("format", ["json", "avro"])
 def test_summary_scores_the_detector_exactly(
     tmp_path: Path,
     kafka_bootstrap: str,
     new_topic: Any,
+    format: str,
 ) -> None:
     events, alerts = new_topic("events"), new_topic("alerts")
-    config = write_config(tmp_path / "config.yaml", topic=events, alerts=alerts)
-    detector = ScriptedDetector(kafka_bootstrap, events, alerts)
+    config = write_config(tmp_path / "config.yaml", topic=events, alerts=alerts, format=format)
+    detector = ScriptedDetector(kafka_bootstrap, events, alerts, format=format)
     thread = threading.Thread(target=detector.run, daemon=True)
     thread.start()
     summary_path = tmp_path / "summary.json"

@@ -506,7 +506,7 @@ def test_dockerfile_structure() -> None:
 
     copies = [a for k, a in stage if k == "COPY"]
     assert "--from=build /app/.venv /app/.venv" in copies
-    for source in ("supervisor/", "profiles/", "data/", "config.yaml"):
+    for source in ("supervisor/", "profiles/", "schemas/", "data/", "config.yaml"):
         assert any(c.split()[0] == source for c in copies), f"final stage does not copy {source}"
 
     user = [a for k, a in stage if k == "USER"]

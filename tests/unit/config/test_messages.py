@@ -52,13 +52,14 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
             "profiles:\n  high: {intervl_s: 1, min_records: 1, max_records: 2}\n",
             "profiles.high.intervl_s: unknown key — did you mean 'interval_s'? (expected one of:"
             " interval_s, min_records, max_records, topic, seed, key, id, timestamp,"
-            " kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, preset)",
+            " kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, format,"
+            " preset)",
         ),
         (
             MINIMAL + "kafak: {}\n",
             "kafak: unknown key — did you mean 'kafka'? (expected one of: kafka, dataset,"
             " profiles, shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload,"
-            " evaluation, shard)",
+            " evaluation, shard, schema_registry)",
         ),
         (
             MINIMAL + "dataset: {s3: {acess_key: x}}\n",
@@ -68,7 +69,7 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
             MINIMAL + "source: elsewhere\n",
             "source: unknown key (expected one of: kafka, dataset, profiles,"
             " shutdown_timeout_s, stats_interval_s, metrics, instance_id, reload, evaluation,"
-            " shard)",
+            " shard, schema_registry)",
         ),
         (
             "profiles:\n  p: {interval_s: soon, min_records: 1, max_records: 2}\n",

@@ -1,0 +1,187 @@
+"""The Protobuf wire layout: confluent-kafka's `ProtobufSerializer` with a message class built at
+run time from a descriptor matching schemas/transaction.proto (no generated code to keep in step;
+tests/unit/formats/test_protobuf.py compiles the .proto with protoc and compares).
+
+A value is the Confluent framing (magic byte 0, 4-byte schema id), the message indexes (one 0
+byte: the file's first message), then the fields in number order, each a tag and, for strings,
+a varint length and the text: the id (0x0a 0x24 and 36 characters) right after the framing; the
+description; the amount (0x19 and an 8-byte double, left out when 0); the timestamp (0x22, its
+length and text). `timestamp: now` replaces that length and text: a splice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final, cast
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import SerializationContext
+from google.protobuf import (  # type: ignore[import-untyped]
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+)
+from google.protobuf.message import Message  # type: ignore[import-untyped]
+
+from supervisor.formats.schemas import Column
+
+Serialize = Callable[[object, SerializationContext], bytes | None]
+
+PACKAGE: Final = "streaming_producer"
+_F = descriptor_pb2.FieldDescriptorProto
+TRANSACTION_FIELDS: Final = (
+    ("id", _F.TYPE_STRING),
+    ("description", _F.TYPE_STRING),
+    ("amount", _F.TYPE_DOUBLE),
+    ("timestamp", _F.TYPE_STRING),
+    ("merchant", _F.TYPE_STRING),
+    ("operation_type", _F.TYPE_STRING),
+    ("side", _F.TYPE_STRING),
+)
+LABEL_FIELDS: Final = (
+    ("id", _F.TYPE_STRING),
+    ("label", _F.TYPE_STRING),
+    ("scenario", _F.TYPE_STRING),
+    ("scenario_id", _F.TYPE_STRING),
+)
+_COLUMN_TYPES: Final = {
+    "string": _F.TYPE_STRING,
+    "int": _F.TYPE_INT64,
+    "float": _F.TYPE_DOUBLE,
+    "bool": _F.TYPE_BOOL,
+}
+_TIMESTAMP_TAG: Final = 4 << 3 | 2
+
+
+def file_descriptor(
+    file_name: str, message: str, fields: Sequence[tuple[str, int]]
+) -> descriptor_pb2.FileDescriptorProto:
+    """A proto3 file of one message whose fields are numbered 1, 2, ... in order."""
+    proto = descriptor_pb2.FileDescriptorProto(name=file_name, package=PACKAGE, syntax="proto3")
+    body = proto.message_type.add(name=message)
+    for number, (name, kind) in enumerate(fields, start=1):
+        body.field.add(
+            name=name,
+            number=number,
+            type=cast(Any, kind),
+            label=_F.LABEL_OPTIONAL,
+            json_name=_json_name(name),
+        )
+    return proto
+
+
+def transaction_file(columns: Sequence[Column] = ()) -> descriptor_pb2.FileDescriptorProto:
+    """schemas/transaction.proto, with `columns` as fields 8, 9, ..."""
+    extra = [(name, _COLUMN_TYPES[kind]) for name, kind in columns]
+    return file_descriptor("transaction.proto", "Transaction", [*TRANSACTION_FIELDS, *extra])
+
+
+def label_file() -> descriptor_pb2.FileDescriptorProto:
+    """schemas/label.proto."""
+    return file_descriptor("label.proto", "Label", LABEL_FIELDS)
+
+
+def message_class(proto: descriptor_pb2.FileDescriptorProto) -> type[Message]:
+    """The message class of the file's first message, in a descriptor pool of its own."""
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    descriptor = pool.FindMessageTypeByName(f"{proto.package}.{proto.message_type[0].name}")
+    return cast(type[Message], message_factory.GetMessageClass(descriptor))
+
+
+def _json_name(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+class ProtobufLayout:
+    """Protobuf values of the transaction message (extended with `columns`) and of labels."""
+
+    format = "protobuf"
+
+    def __init__(self, columns: Sequence[Column] = ()) -> None:
+        self.message = message_class(transaction_file(columns))
+        self.label_message = message_class(label_file())
+
+    def serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize:
+        return cast(Serialize, ProtobufSerializer(self.message, client, conf=conf))
+
+    bulk_serializer = serializer
+
+    def label_serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize:
+        return cast(Serialize, ProtobufSerializer(self.label_message, client, conf=conf))
+
+    def record(self, fields: dict[str, Any]) -> object:
+        return self.message(**fields)
+
+    def label_record(self, fields: dict[str, Any]) -> object:
+        return self.label_message(**fields)
+
+    @staticmethod
+    def ts_span(value: bytes, id_end: int) -> tuple[int, int]:
+        """Where the timestamp's length and text are: past the fields before it."""
+        pos = id_end
+        while True:
+            tag = value[pos]
+            pos += 1
+            if tag == _TIMESTAMP_TAG:
+                length, end = _varint(value, pos)
+                return pos, end + length
+            if tag & 7 == 1:  # a double
+                pos += 8
+            elif tag & 7 == 2 and tag >> 3 < 4:  # the description
+                length, pos = _varint(value, pos)
+                pos += length
+            else:
+                raise ValueError(f"unexpected field tag {tag:#x} before the timestamp")
+
+    @staticmethod
+    def ts_field(ts: bytes) -> bytes:
+        return _varint_bytes(len(ts)) + ts
+
+    def decoder(self, client: SchemaRegistryClient) -> Callable[[bytes, SerializationContext], Any]:
+        """The official deserializer, as a dict with every field (zero values included)."""
+        return _Decoder(self.message)
+
+    def label_decoder(
+        self, client: SchemaRegistryClient
+    ) -> Callable[[bytes, SerializationContext], Any]:
+        return _Decoder(self.label_message)
+
+
+class _Decoder:
+    def __init__(self, message: type[Message]) -> None:
+        self._deserialize = ProtobufDeserializer(message, {"use.deprecated.format": False})
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> dict[str, Any]:
+        decoded = self._deserialize(value, ctx)
+        return cast(
+            dict[str, Any],
+            json_format.MessageToDict(
+                decoded,
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+            ),
+        )
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = n = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, pos
+        shift += 7
+
+
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
