@@ -123,20 +123,9 @@ class FramedWire:
         self._label = label
 
     def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
-        values, spans, prefix, id_end = self._values, self._spans, self._prefix, self._id_end
         if ts is not None:
             ts = self._ts_field(ts)
-        if ids is None:
-            if ts is None:
-                return [values[i] for i in rows]
-            return [values[i][: spans[2 * i]] + ts + values[i][spans[2 * i + 1] :] for i in rows]
-        new_ids = [ids[o : o + 36] for o in range(0, 36 * len(rows), 36)]
-        if ts is None:
-            return [prefix + n + values[i][id_end:] for i, n in zip(rows, new_ids, strict=True)]
-        return [
-            prefix + n + values[i][id_end : spans[2 * i]] + ts + values[i][spans[2 * i + 1] :]
-            for i, n in zip(rows, new_ids, strict=True)
-        ]
+        return codec.splice_batch(self._values, self._spans, rows, ids, ts, self._prefix)
 
     def splice(self, row: int, id_: bytes | None, ts: bytes | None) -> bytes:
         value, spans = self._values[row], self._spans
