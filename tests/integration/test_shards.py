@@ -89,9 +89,12 @@ def test_three_shards_split_one_configs_rate_seeds_and_fraud(
         assert summary["shard"] == {"index": i, "count": SHARDS}
         assert by_shard[f"{i}/{SHARDS}"] == summary["total"]["delivered"]
 
-    # Rates: each shard at 1/3 of each profile's rate, ±1 batch over its own run; together the
-    # single instance's count over the same run, ±1 batch. Shard i's ticks are the single
-    # instance's ticks number i, i+3, ...: it ran from i intervals before its first batch.
+    # Rates: each shard at 1/3 of each profile's rate, ±1 batch over its own run. Together they are
+    # the single instance's rate; that their ticks are exactly the single instance's (shard i's are
+    # its ticks number i, i+3, ...) is checked without a clock in
+    # tests/unit/test_shards.py::test_the_shards_deadlines_together_are_the_single_instances. A sum
+    # over three runs of different lengths adds up three whole-batch roundings, so it is not
+    # asserted again here (it once fell one batch short with every shard within its own bound).
     for name, interval in (("steady", STEADY_S), ("fraud", FRAUD_S)):
         # `elapsed_s` runs from the first batch, which may itself have started late (by at most
         # the worst tick lateness): the run is that much longer at most.
@@ -102,10 +105,6 @@ def test_three_shards_split_one_configs_rate_seeds_and_fraud(
             low = elapsed[i] / (SHARDS * interval) + 1
             high = (elapsed[i] + late[i]) / (SHARDS * interval) + 1
             assert low - 1 <= batches[i] <= high + 1, (name, i, batches[i], low, high)
-        run_s = sum(e + i * interval for i, e in enumerate(elapsed)) / SHARDS
-        single = run_s / interval + 1
-        single_high = (run_s + max(late)) / interval + 1
-        assert single - 1 <= sum(batches) <= single_high + 1, (name, batches, single, single_high)
         assert batches[0] > 15  # a window long enough to mean something
 
     # Fresh ids never collide: every event in the topic has its own.
