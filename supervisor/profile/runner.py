@@ -31,7 +31,7 @@ from supervisor.dataset import Dataset
 from supervisor.evaluation.ledger import FraudSent, SentLog
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.events import EventBuilder
-from supervisor.profile.pacing import Pacer
+from supervisor.profile.pacing import Pacer, phase_s
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.schedule import curve_for
 from supervisor.profile.stream import DUPLICATE, LABEL, Outgoing, ProfileStream
@@ -102,7 +102,10 @@ class ProfileRunner:
         if settings.scenario is not None and not shard.alone:
             settings = settings.model_copy(update={"scenario": shard.scenario(settings.scenario)})
         rng = random.Random(shard.seed(settings.seed))
-        wall_start = time.time()
+        # The run clock starts at the profile's phase (`phase_s`): the wall clock it maps onto
+        # (a schedule's hours, a stream's event times) starts there too.
+        lead_s = phase_s(self.name, settings.interval_s)
+        wall_start = time.time() + lead_s
         curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
         stats.stopped_at = None
         _log_start(self._log, self.topic, settings, shard.count)
@@ -126,6 +129,7 @@ class ProfileRunner:
                 curve=curve,
                 stride=shard.count,
                 phase=shard.index,
+                lead_s=lead_s,
             )
             if stream is not None:
                 await self._run_stream(stream, pacer, halt)
