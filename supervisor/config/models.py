@@ -29,6 +29,7 @@ from supervisor.config.evaluation import EvaluationSettings
 from supervisor.config.shard import ShardSettings
 from supervisor.config.streams import (
     Duplicates,
+    HeadersMode,
     IdMode,
     KafkaTimestampMode,
     Labels,
@@ -230,6 +231,7 @@ class ProfileSettings(BaseModel):
     duplicates: Duplicates | None = None
     scenario: Scenario | None = None
     labels: Labels | None = None
+    headers: HeadersMode = "all"
 
     @model_validator(mode="after")
     def _check_batch_range(self) -> ProfileSettings:

@@ -11,7 +11,8 @@ the profile's seed and the counters kept.
 
 A shard of a fleet (`Shard`, from `shard:` in the config) takes its part of the profile here and
 only here: its pacer keeps every `count`-th deadline, its generator is seeded from the profile's
-seed and its index, its fraud scenario is thinned, and its messages carry a `shard` header.
+seed and its index, its fraud scenario is thinned, and its messages carry a `shard` header (unless
+the profile sends no headers, `headers: none`).
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ class ProfileRunner:
         self._drain_budget = drain_budget
         self._clock = clock
         self._shard = shard
-        self._headers: Headers = [("profile", name.encode()), ("instance", instance.encode())]
-        if not shard.alone:
-            self._headers.append(("shard", str(shard).encode()))
+        self._headers: Headers = None
+        if settings.headers != "none":  # `all`, `profile`: who sent it
+            self._headers = [("profile", name.encode()), ("instance", instance.encode())]
+            if not shard.alone:
+                self._headers.append(("shard", str(shard).encode()))
         self._events = sender.channel(stats)
         self._labels: Channel | None = None
         if stats.labels is not None:

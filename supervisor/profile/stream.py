@@ -58,6 +58,9 @@ class Outgoing(NamedTuple):
     tally: tuple[str, ...] = ()
     scenario: str | None = None
     """The scenario kind of a fraud event (counted in `fraud_events` once produced)."""
+    occurrence: bytes | None = None
+    """The occurrence id of a fraud event (an evaluated run records it: `FraudSent`), whatever
+    headers the profile sends."""
     label: tuple[float, Outgoing] | None = None
     """The ground-truth label of a fraud event and the run time it is due: scheduled once the
     event itself was produced, so that no label ever names an event that was not sent."""
@@ -87,8 +90,12 @@ class ProfileStream:
         self._key = settings.key
         self._event_ts = settings.kafka_timestamp == "event"
         scenario = settings.scenario
-        self._plain_headers: Headers = [*headers, ("fraud", b"false")] if scenario else headers
-        self._tags = _FraudTags(settings.labels, headers, rng)
+        # `headers: all` says on each event of a fraud-injecting profile whether it is fraud;
+        # `profile` and `none` send the profile's own headers (or none) on every message.
+        tagged = scenario is not None and settings.headers == "all" and headers is not None
+        plain: Headers = [*(headers or ()), ("fraud", b"false")] if tagged else headers
+        self._plain_headers = plain
+        self._tags = _FraudTags(settings.labels, headers, rng, tagged=tagged)
         self.special: list[int] = []
         """Positions, in the last `tick`'s messages, of those late, duplicated or fraud: the only
         ones `produced` has anything to count or schedule for."""
@@ -230,10 +237,10 @@ class ProfileStream:
                 ts = iso_timestamp(epoch)
             value = splice(values[row], spans[2 * row], spans[2 * row + 1], new_id, ts)
             headers = plain_headers
-            scenario = label = None
+            scenario = occurrence_id = label = None
             if fraud is not None:
                 headers = self._tags.headers(fraud)
-                scenario = fraud.kind
+                scenario, occurrence_id = fraud.kind, fraud.id
                 label = self._tags.label(at_s, value, fraud)
             message = new(
                 Outgoing,
@@ -245,6 +252,7 @@ class ProfileStream:
                     ts_ms if event_ts else 0,
                     tally,
                     scenario,
+                    occurrence_id,
                     label,
                 ),
             )
@@ -306,6 +314,7 @@ class ProfileStream:
                 headers,
                 epoch_ms(epoch) if self._event_ts else 0,
                 scenario=occurrence.kind,
+                occurrence=occurrence.id,
                 label=self._tags.label(event.at_s, value, occurrence),
             )
             self.schedule(event.at_s, message)
@@ -314,19 +323,26 @@ class ProfileStream:
 class _FraudTags:
     """The headers of a fraud occurrence's events and the ground-truth label of each of them."""
 
-    def __init__(self, labels: Labels | None, headers: Headers, rng: random.Random) -> None:
+    def __init__(
+        self, labels: Labels | None, headers: Headers, rng: random.Random, *, tagged: bool
+    ) -> None:
+        """`tagged`: fraud events carry `fraud`, `scenario` and `scenario_id` headers after
+        `headers`; otherwise `headers` alone, like every other message."""
         self._labels = labels
         self._base = headers
+        self._tagged = tagged
         self._rng = rng
         self._by_occurrence: dict[bytes, Headers] = {}
 
     def headers(self, occurrence: Occurrence) -> Headers:
+        if not self._tagged:
+            return self._base
         headers = self._by_occurrence.get(occurrence.id)
         if headers is None:
             if len(self._by_occurrence) > 1024:  # occurrences are short-lived
                 self._by_occurrence.clear()
             headers = self._by_occurrence[occurrence.id] = [
-                *self._base,
+                *(self._base or ()),
                 ("fraud", b"true"),
                 ("scenario", occurrence.kind.encode()),
                 ("scenario_id", occurrence.id),
@@ -369,7 +385,7 @@ def _account(
             break
         if rejected and i in rejected:
             continue
-        tally, scenario, label = messages[i][5:]
+        tally, scenario, occurrence, label = messages[i][5:]
         for kind in tally:
             if kind == LATE:
                 stats.late += 1
@@ -380,10 +396,8 @@ def _account(
         if scenario is not None:
             stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
             if fraud is not None:
-                message = messages[i]
-                occurrence = next(v for k, v in message.headers if k == "scenario_id")
-                assert isinstance(occurrence, bytes)
-                fraud.append(FraudSent(id_of(message.value), scenario, occurrence))
+                assert occurrence is not None
+                fraud.append(FraudSent(id_of(messages[i].value), scenario, occurrence))
         if label is not None:
             schedule(*label)
 

@@ -93,6 +93,25 @@ def test_every_profile_streams_dataset_records_with_its_header(dataset: Dataset)
     assert all(i.key is None for i in by_profile["high"])
 
 
+def test_a_profile_chooses_its_headers(dataset: Dataset) -> None:
+    velocity = {"kind": "velocity", "probability": 0.5}
+    fast = {"interval_s": 0.001, "min_records": 5, "max_records": 5}
+    config = make_config(
+        every={**fast, "topic": "all", "id": "fresh", "scenario": velocity},
+        own={**fast, "topic": "profile", "headers": "profile", "scenario": velocity},
+        bare={**fast, "topic": "none", "headers": "none", "scenario": velocity},
+        fast={**fast, "topic": "fast", "headers": "none"},
+    )
+    _, sink = asyncio.run(run_until_sent(config, dataset, 400))
+    by_topic: dict[str, set[str]] = {}
+    for item in sink.sent:
+        by_topic.setdefault(item.topic, set()).add(str(item.headers))
+    own = [("profile", b"own"), ("instance", config.instance.encode())]
+    assert by_topic["profile"] == {str(own)}
+    assert by_topic["none"] == by_topic["fast"] == {"None"}  # None, not an empty list
+    assert str([("profile", b"every"), own[1], ("fraud", b"false")]) in by_topic["all"]
+
+
 def test_fresh_ids_and_now_timestamps_are_rewritten(dataset: Dataset) -> None:
     config = make_config(
         p={

@@ -16,6 +16,7 @@ import pytest
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import FIELDS, Dataset, load_dataset, parse_csv
 from supervisor.errors import DatasetError
+from supervisor.evaluation.ledger import FraudSent
 from supervisor.profile.stream import (
     DUPLICATE,
     LABEL,
@@ -25,6 +26,8 @@ from supervisor.profile.stream import (
     ProfileStream,
     check_scenarios,
 )
+from supervisor.sinks.contract import Headers
+from supervisor.telemetry.stats import ProfileStats
 
 WALL_START = 1_790_000_000.0  # 2026-09-22: a fixed "now" for the stream's wall clock
 HEADERS = [("profile", b"p"), ("instance", b"i")]
@@ -36,11 +39,18 @@ def dataset() -> Dataset:
 
 
 def stream_of(
-    dataset: Dataset, seed: int = 1, *, wall_start: float = WALL_START, **settings: Any
+    dataset: Dataset,
+    seed: int = 1,
+    *,
+    wall_start: float = WALL_START,
+    headers: Headers = HEADERS,
+    headers_mode: str = "all",
+    **settings: Any,
 ) -> ProfileStream:
-    """A stream started at `wall_start`, its wall clock frozen 1000 s later."""
+    """A stream started at `wall_start`, its wall clock frozen 1000 s later; `headers` are the
+    profile's own (the runner's: None with `headers: none`), `headers_mode` its `headers:`."""
     profile = ProfileSettings.model_validate(
-        {"interval_s": 1, "min_records": 5, "max_records": 15, **settings}
+        {"interval_s": 1, "min_records": 5, "max_records": 15, "headers": headers_mode, **settings}
     )
     return ProfileStream(
         "p",
@@ -48,7 +58,7 @@ def stream_of(
         dataset,
         random.Random(seed),
         topic="tx",
-        headers=HEADERS,
+        headers=headers,
         wall_start_s=wall_start,
         wall_clock=lambda: wall_start + 1000.0,
     )
@@ -256,6 +266,51 @@ def test_a_seed_repeats_the_whole_sequence_but_wall_clock_timestamps(dataset: Da
     assert {t[-2][0] for t in first if t[-2]} >= {LATE, REORDERED, DUPLICATE, LABEL}
     assert any(t[-1] == "velocity" for t in first)
     assert sequence(8, WALL_START) != first
+
+
+FRAUD_STREAM: dict[str, Any] = {
+    "id": "fresh",
+    "key": "id",
+    "duplicates": {"fraction": 0.05, "max_delay_s": 1},
+    "scenario": {"kind": "card-testing", "probability": 0.2, "window_s": 5},
+    "labels": {"topic": "labels", "delay_s": 3},
+}
+
+
+@pytest.mark.parametrize("mode", ["profile", "none"])
+def test_the_headers_setting_changes_the_headers_and_nothing_else(
+    dataset: Dataset, mode: str
+) -> None:
+    def messages(mode: str) -> list[Outgoing]:
+        own = None if mode == "none" else HEADERS  # as the runner passes them
+        return run(stream_of(dataset, 3, headers=own, headers_mode=mode, **FRAUD_STREAM), 60)
+
+    def bare(m: Outgoing) -> Outgoing:
+        label = None if m.label is None else (m.label[0], m.label[1]._replace(headers=None))
+        return m._replace(headers=None, label=label)
+
+    tagged, chosen = messages("all"), messages(mode)
+    assert [bare(m) for m in chosen] == [bare(m) for m in tagged]
+    assert any(m.scenario for m in chosen)
+    assert any(m.tally == (LABEL,) for m in chosen)
+    # Fraud events, plain events and labels alike: the profile's own headers, or none.
+    assert {str(m.headers) for m in chosen} == {str(None if mode == "none" else HEADERS)}
+
+
+@pytest.mark.parametrize("mode", ["all", "none"])
+def test_an_evaluated_run_records_fraud_occurrences_without_reading_headers(
+    dataset: Dataset, mode: str
+) -> None:
+    own = None if mode == "none" else HEADERS
+    stream = stream_of(dataset, 3, headers=own, headers_mode=mode, **FRAUD_STREAM)
+    out = [m for m in run(stream, 60) if m.tally != (LABEL,)]
+    fraud: list[FraudSent] = []
+    stream.produced(out, (), ProfileStats("p"), None, fraud)
+    events = [m for m in out if m.scenario is not None and DUPLICATE not in m.tally]
+    assert fraud
+    assert [f.occurrence for f in fraud] == [m.occurrence for m in events]
+    if mode == "all":  # the same occurrence as the header says
+        assert [f.occurrence for f in fraud] == [dict(m.headers)["scenario_id"] for m in events]
 
 
 @pytest.mark.parametrize("mode", ["keep", "shift", "now"])

@@ -52,7 +52,12 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
             "profiles:\n  high: {intervl_s: 1, min_records: 1, max_records: 2}\n",
             "profiles.high.intervl_s: unknown key — did you mean 'interval_s'? (expected one of:"
             " interval_s, min_records, max_records, topic, seed, key, id, timestamp,"
-            " kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, preset)",
+            " kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels,"
+            " headers, preset)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 2, headers: fraud}\n",
+            "profiles.p.headers: must be 'all', 'profile' or 'none' (got 'fraud')",
         ),
         (
             MINIMAL + "kafak: {}\n",
