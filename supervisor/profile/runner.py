@@ -179,6 +179,7 @@ class ProfileRunner:
         sampler, builder = self._sampling(rng)
         sent_log, stamp = self._sent_log, 0
         while await self._until(pacer.next_at, halt):
+            due = pacer.next_at  # the batch's scheduled time: its publish delay counts from it
             if self._tick(pacer) is not None:  # same schedule, new rows
                 sampler, builder = self._sampling(rng)
             rows = sampler.draw()
@@ -190,7 +191,7 @@ class ProfileRunner:
             if sent_log is not None:  # evaluated: one clock read, one id slice per message
                 stamp = sent_log.clock_ms()
             batch = zip(topic, values, keyed, headers, producer_time, strict=False)
-            sent = await send(events, batch, len(values), halt, stamp)
+            sent = await send(events, batch, len(values), halt, stamp, due)
             if sent_log is not None:
                 sent_log.sent(values, sent.done, stamp)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
@@ -224,30 +225,34 @@ class ProfileRunner:
                 break
             if timed_s <= tick_s:
                 due = stream.due(min(self._clock() - pacer.start, tick_s))
-                unsent = await self._send_stream(stream, due, halt)
+                # Their publish delay counts from the earliest's scheduled time.
+                unsent = await self._send_stream(stream, due, halt, pacer.start + timed_s)
             else:
                 swapped = self._tick(pacer)
                 if swapped is not None:  # same schedule, new rows
                     stream.use(swapped)
                 out = stream.tick(tick_s)  # events only: labels come due later, never at once
                 unsent = list(
-                    await self._send_part(stream, self._events, out, halt, stream.special)
+                    await self._send_part(
+                        stream, self._events, out, halt, stream.special, pacer.start + tick_s
+                    )
                 )
             if unsent:
                 break
         await self._drain(stream, unsent)
 
     async def _send_stream(
-        self, stream: ProfileStream, out: Sequence[Outgoing], stop: asyncio.Event
+        self, stream: ProfileStream, out: Sequence[Outgoing], stop: asyncio.Event, due: float
     ) -> list[Outgoing]:
-        """Send `out` (fraud labels on their own channel), have the stream account for what was
-        produced, and return what was not sent (a stop, or `--max-messages` reached)."""
+        """Send `out` (fraud labels on their own channel), scheduled for monotonic time `due`,
+        have the stream account for what was produced, and return what was not sent (a stop, or
+        `--max-messages` reached)."""
         events: Sequence[Outgoing] = out
         labels: list[Outgoing] = []
         if self._labels is not None and any(LABEL in m.tally for m in out):
             events = [m for m in out if LABEL not in m.tally]
             labels = [m for m in out if LABEL in m.tally]
-        unsent = list(await self._send_part(stream, self._events, events, stop))
+        unsent = list(await self._send_part(stream, self._events, events, stop, due=due))
         if labels:
             assert self._labels is not None
             unsent += await self._send_part(stream, self._labels, labels, stop)
@@ -260,15 +265,19 @@ class ProfileRunner:
         messages: Sequence[Outgoing],
         stop: asyncio.Event,
         special: Sequence[int] | None = None,
+        due: float | None = None,
     ) -> Sequence[Outgoing]:
+        """`due`: the messages' scheduled time (none for what a stop drains early, or labels)."""
         sent_log = self._sent_log
         if sent_log is None or channel is self._labels:
             rows: map[Row] = map(_ROW, messages)
-            sent = await self._sender.send(channel, rows, len(messages), stop)
+            sent = await self._sender.send(channel, rows, len(messages), stop, due=due)
             stream.produced(messages[: sent.done], sent.rejected, self.stats, special)
             return messages[sent.done :]
         stamp = sent_log.clock_ms()
-        sent = await self._sender.send(channel, map(_ROW, messages), len(messages), stop, stamp)
+        sent = await self._sender.send(
+            channel, map(_ROW, messages), len(messages), stop, stamp, due
+        )
         fraud: list[FraudSent] = []
         stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
         if self.settings.duplicates is None:
