@@ -5,6 +5,7 @@ Driven tick by tick on its run clock (no event loop, no sleeps); the wall clock 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -378,3 +379,69 @@ def test_event_times_near_the_edges_but_inside_them_are_fine() -> None:
         }
     )
     check_scenarios(config, dataset_at("1970-01-01T02:00:00", "9999-12-01T00:00:00"))
+
+
+# -- the seeded sequence, byte for byte -----------------------------------------------------------
+
+SHAPED_STREAMS: dict[str, dict[str, Any]] = {
+    # benchmarks/throughput.py's two stream-path series, at 1 s ticks of 5-15 events.
+    "card-testing": {
+        "id": "fresh",
+        "timestamp": "now",
+        "kafka_timestamp": "event",
+        "key": "id",
+        "scenario": {
+            "kind": "card-testing",
+            "every_s": 4,
+            "min_attempts": 10,
+            "max_attempts": 40,
+            "min_amount": 0.5,
+            "max_amount": 2.0,
+            "window_s": 3,
+        },
+        "labels": {"topic": "labels", "delay_s": 2, "jitter_s": 1},
+    },
+    "event-time": {
+        "id": "fresh",
+        "timestamp": "now",
+        "kafka_timestamp": "event",
+        "late": {"fraction": 0.05, "max_delay_s": 60},
+        "out_of_order": {"fraction": 0.05, "max_delay_s": 5},
+        "duplicates": {"fraction": 0.01, "max_delay_s": 3},
+    },
+    "shifted": {
+        "timestamp": "shift",
+        "key": "merchant",
+        "late": {"fraction": 0.1, "max_delay_s": 600},
+        "duplicates": {"fraction": 0.05},
+        "scenario": {"kind": "velocity", "probability": 0.2},
+        "labels": {"topic": "labels", "delay_s": 1},
+    },
+    "compromise": {
+        "id": "fresh",
+        "kafka_timestamp": "event",
+        "scenario": {"kind": "merchant-compromise", "every_s": 20, "duration_s": 10},
+    },
+}
+SHAPED_GOLDEN: dict[str, str] = {
+    "card-testing": "b54a30650fbe6d4f224ddbaa9daa1ac5b5fe37ac461ef69f2ca2a3a9eaec4148",
+    "event-time": "68fd27daa0ffd751a09130f28e0462379cf607a44e823d5f634508b2d4969774",
+    "shifted": "9ff254ac2de8ea173dae0e6fd1253beb50004412e4bc67642d0743a0cf3cb974",
+    "compromise": "ba8cc346780feae303e868d2634a094b1488742db831c4d1ff33d965d6e6f4a9",
+}
+"""sha256 of each stream's messages over 300 ticks (`_digest`), as the stream path made them
+before its per-message loop was reworked for speed (issue 14): the rework must not move a byte."""
+
+
+def _digest(stream: ProfileStream) -> str:
+    """Every field of every message, labels included, in send order."""
+    digest = hashlib.sha256()
+    for m in run(stream, 300):
+        label = None if m.label is None else (round(m.label[0], 9), tuple(m.label[1]))
+        digest.update(repr((*m[:8], label)).encode())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("kind", list(SHAPED_STREAMS))
+def test_a_seeded_shaped_stream_is_the_same_byte_for_byte(dataset: Dataset, kind: str) -> None:
+    assert _digest(stream_of(dataset, 5, **SHAPED_STREAMS[kind])) == SHAPED_GOLDEN[kind]
