@@ -18,8 +18,9 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Final, NamedTuple
 
 from supervisor.config import Config, Labels, ProfileSettings
@@ -30,6 +31,7 @@ from supervisor.dataset.codec import (
     id_of,
     iso_timestamp,
     splice,
+    splice_batch,
     with_amount,
 )
 from supervisor.errors import DatasetError
@@ -182,7 +184,14 @@ class ProfileStream:
     # -- one tick -------------------------------------------------------------------------------
 
     def tick(self, at_s: float) -> list[Outgoing]:
-        """The batch due at run time `at_s`, as messages to send now; schedules the rest."""
+        """The batch due at run time `at_s`, as messages to send now; schedules the rest.
+
+        Built a batch at a time, as the fast path builds its batches: a message's random draws
+        (late, its label's jitter, out of order, duplicate) are taken first, in the order one
+        message at a time would take them, then the values, keys and Kafka timestamps of the whole
+        batch in comprehensions, and only the few late, fraud, held-back or duplicated messages
+        one by one. A seed's sequence is the same, byte for byte, as when every message was built
+        in turn (tests/unit/test_stream.py's golden streams)."""
         settings = self._settings
         rng = self._rng
         now_s = self._wall_clock()
@@ -194,87 +203,155 @@ class ProfileStream:
             # fraud events are never stamped older than the traffic around them.
             self._start(occurrence, max(0.0, now_s - (self._wall_start + at_s)))
         replaced = plan.replaced if plan is not None else {}
-
         fresh = settings.id == "fresh"
         ids = fresh_uuids(rng, n if fresh else len(replaced))
-        now_text = iso_timestamp(now_s) if settings.timestamp == "now" else None
-        now_ms = epoch_ms(now_s)
-        late, out_of_order, duplicates = settings.late, settings.out_of_order, settings.duplicates
-        shifting = settings.timestamp == "shift"
-        # The loop runs once per message: everything it reads is local, and each Outgoing is
-        # built by tuple.__new__ directly (a NamedTuple's own __new__ is a Python-level call).
-        topic, values, spans, epochs = self._topic, self._values, self._spans, self._epochs
-        key_field, keys = self._key, self._keys
-        event_ts, plain_headers = self._event_ts, self._plain_headers
-        offset = self._shift
-        draw = rng.random
-        new = tuple.__new__
-        out: list[Outgoing] = []
-        special = self.special = []
-        next_id = 0
-        for j, row in enumerate(rows):
-            fraud: Occurrence | None = None
-            if replaced and j in replaced:
-                row, fraud = replaced[j]
-            new_id = None
-            if fresh or fraud is not None:
-                new_id = ids[36 * next_id : 36 * next_id + 36]
-                next_id += 1
-            tally: tuple[str, ...] = ()
-            ts = now_text
-            ts_ms = now_ms
-            if ts is not None:
-                epoch = now_s
+        draws = self._draws(at_s, n, replaced)
+        late = draws.late
+        if replaced:
+            rows = list(rows)
+            for j, (row, _) in replaced.items():
+                rows[j] = row
+
+        # The whole batch, as if nothing were late or fraud.
+        values, spans, epochs, offset = self._values, self._spans, self._epochs, self._shift
+        now = settings.timestamp == "now"
+        now_text = iso_timestamp(now_s) if now else None
+        texts: list[bytes] | None = None  # each message's timestamp text (shift)
+        if settings.timestamp == "shift":
+            assert epochs is not None
+            texts = [iso_timestamp(epochs[r] + offset) for r in rows]
+            new_ids = _id_slices(ids, n) if fresh else [None] * n
+            built = [
+                splice(values[r], spans[2 * r], spans[2 * r + 1], i, t)
+                for r, i, t in zip(rows, new_ids, texts, strict=True)
+            ]
+        else:
+            built = splice_batch(values, spans, rows, ids if fresh else None, now_text)
+        event_ts = self._event_ts
+        stamps: list[int] | None = None  # Kafka timestamps; None: 0 for every message
+        if event_ts:
+            if now:
+                stamps = [epoch_ms(now_s)] * n
             else:
-                epoch = 0.0 if epochs is None else epochs[row] + offset
+                assert epochs is not None
+                stamps = [epoch_ms(epochs[r] + offset) for r in rows]
+        key_field, keys = self._key, self._keys
+        keyed: list[bytes | None] | None = None
+        if keys is not None:
+            if key_field == "id" and fresh:
+                keyed = list(_id_slices(ids, n))
+            elif key_field == "timestamp" and (now_text is not None or texts is not None):
+                keyed = [now_text] * n if texts is None else list(texts)
+            else:
+                keyed = [keys[r] for r in rows]
+        plain_headers = self._plain_headers
+        new = tuple.__new__
+        topic = self._topic
+        # Each Outgoing by tuple.__new__ directly (a NamedTuple's own __new__ is a Python call).
+        out: list[Outgoing] = [
+            new(Outgoing, (topic, v, k, plain_headers, t, (), None, None, None))
+            for v, k, t in zip(
+                built,
+                repeat(None) if keyed is None else keyed,
+                repeat(0) if stamps is None else stamps,
+                strict=False,
+            )
+        ]
+
+        # The messages that differ: late (their own event time), fraud (id, headers, label).
+        fraud_ids = {j: ids[36 * k : 36 * k + 36] for k, j in enumerate(sorted(replaced))}
+        for j in sorted({*late, *replaced}):
+            row = rows[j]
+            new_id = ids[36 * j : 36 * j + 36] if fresh else fraud_ids.get(j)
+            ts = now_text if texts is None else texts[j]
+            epoch = now_s if now else (0.0 if epochs is None else epochs[row] + offset)
+            ts_ms = out[j][4]
+            tally: tuple[str, ...] = ()
+            if j in late:
+                epoch -= late[j]
+                ts = iso_timestamp(epoch)
                 ts_ms = epoch_ms(epoch) if event_ts else 0
-            if late is not None and draw() < late.fraction:
-                epoch -= rng.uniform(0.0, late.max_delay_s)
-                ts = iso_timestamp(epoch)
-                ts_ms = epoch_ms(epoch)
                 tally = (LATE,)
-            elif shifting:
-                ts = iso_timestamp(epoch)
             value = splice(values[row], spans[2 * row], spans[2 * row + 1], new_id, ts)
             headers = plain_headers
             scenario = occurrence_id = label = None
+            fraud = replaced.get(j)
             if fraud is not None:
-                headers = self._tags.headers(fraud)
-                scenario, occurrence_id = fraud.kind, fraud.id
-                label = self._tags.label(at_s, value, fraud)
-            message = new(
+                occurrence = fraud[1]
+                headers = self._tags.headers(occurrence)
+                scenario, occurrence_id = occurrence.kind, occurrence.id
+                label = self._tags.label(at_s, value, occurrence, draws.label_delay.get(j))
+            key = _key_of(key_field, keys, row, new_id, ts)
+            out[j] = new(
                 Outgoing,
-                (
-                    topic,
-                    value,
-                    _key_of(key_field, keys, row, new_id, ts),
-                    headers,
-                    ts_ms if event_ts else 0,
-                    tally,
-                    scenario,
-                    occurrence_id,
-                    label,
-                ),
+                (topic, value, key, headers, ts_ms, tally, scenario, occurrence_id, label),
             )
+        return self._release(at_s, out, draws, replaced.keys())
+
+    def _draws(self, at_s: float, n: int, replaced: Mapping[int, object]) -> _Draws:
+        """A tick's random draws, message by message in the order the stream has always taken
+        them: late (and by how much), the label's jitter of a fraud event, out of order (and
+        until when), duplicated (and when)."""
+        settings, rng = self._settings, self._rng
+        late, held, copies = settings.late, settings.out_of_order, settings.duplicates
+        labels = settings.labels
+        jitter = labels is not None and labels.jitter_s > 0 and replaced
+        draws = _Draws({}, {}, {}, {})
+        if late is None and held is None and copies is None and not jitter:
+            return draws
+        draw, uniform = rng.random, rng.uniform
+        late_by, label_delay, held_until, copied_at = draws
+        for j in range(n):
+            if late is not None and draw() < late.fraction:
+                late_by[j] = uniform(0.0, late.max_delay_s)
+            if jitter and j in replaced:
+                assert labels is not None
+                label_delay[j] = labels.delay_s + uniform(0.0, labels.jitter_s)
             send_at = at_s
-            if out_of_order is not None and draw() < out_of_order.fraction:
-                send_at += rng.uniform(0.0, out_of_order.max_delay_s)
-                self.schedule(send_at, message._replace(tally=(*tally, REORDERED)))
+            if held is not None and draw() < held.fraction:
+                send_at += uniform(0.0, held.max_delay_s)
+                held_until[j] = send_at
+            if copies is not None and draw() < copies.fraction:
+                if copies.max_delay_s > 0:
+                    send_at += uniform(0.0, copies.max_delay_s)
+                copied_at[j] = send_at
+        return draws
+
+    def _release(
+        self, at_s: float, built: list[Outgoing], draws: _Draws, fraud: Iterable[int]
+    ) -> list[Outgoing]:
+        """The tick's messages to send now (`built` but the held-back ones, with the immediate
+        copies after their originals), the held-back ones and the delayed copies scheduled;
+        `special` lists the positions of those late, duplicated or fraud."""
+        special = self.special = []
+        marked = {*draws.late, *draws.held_until, *draws.copied_at, *fraud}
+        if not marked:
+            return built
+        out: list[Outgoing] = []
+        previous = 0
+        for j in sorted(marked):
+            out += built[previous:j]
+            previous = j + 1
+            message = built[j]
+            tally = message.tally
+            held_until = draws.held_until.get(j)
+            if held_until is not None:
+                self.schedule(held_until, message._replace(tally=(*tally, REORDERED)))
             else:
-                if tally or fraud is not None:
+                if tally or message.scenario is not None:
                     special.append(len(out))
                 out.append(message)
-            if duplicates is not None and draw() < duplicates.fraction:
+            copied_at = draws.copied_at.get(j)
+            if copied_at is not None:
                 # The upstream's retry: always after the original (scheduled later, or at the
                 # same time and so released after it).
                 copy = message._replace(tally=(DUPLICATE,), scenario=None, label=None)
-                if duplicates.max_delay_s > 0:
-                    send_at += rng.uniform(0.0, duplicates.max_delay_s)
-                if send_at == at_s:
+                if copied_at == at_s:
                     special.append(len(out))
                     out.append(copy)
                 else:
-                    self.schedule(send_at, copy)
+                    self.schedule(copied_at, copy)
+        out += built[previous:]
         return out
 
     def _row_epoch(self, row: int) -> float:
@@ -320,6 +397,24 @@ class ProfileStream:
             self.schedule(event.at_s, message)
 
 
+class _Draws(NamedTuple):
+    """A tick's random draws, by position in its batch (`ProfileStream._draws`)."""
+
+    late: dict[int, float]
+    """How much older the event time of each late event is."""
+    label_delay: dict[int, float]
+    """The label delay of each fraud event, when the labels have a jitter."""
+    held_until: dict[int, float]
+    """The run time each held-back (out of order) event is sent at."""
+    copied_at: dict[int, float]
+    """The run time the copy of each duplicated event is sent at."""
+
+
+def _id_slices(ids: bytes, n: int) -> list[bytes | None]:
+    """The first `n` 36-byte UUIDs of `ids`."""
+    return [ids[o : o + 36] for o in range(0, 36 * n, 36)]
+
+
 class _FraudTags:
     """The headers of a fraud occurrence's events and the ground-truth label of each of them."""
 
@@ -350,9 +445,10 @@ class _FraudTags:
         return headers
 
     def label(
-        self, at_s: float, value: bytes, occurrence: Occurrence
+        self, at_s: float, value: bytes, occurrence: Occurrence, delay_s: float | None = None
     ) -> tuple[float, Outgoing] | None:
-        """The label of the fraud event `value` due at run time `at_s`, and when it is due."""
+        """The label of the fraud event `value` due at run time `at_s`, and when it is due:
+        `delay_s` after it, drawn here unless given (drawn already, in the tick's order)."""
         labels = self._labels
         if labels is None:
             return None
@@ -366,7 +462,10 @@ class _FraudTags:
             },
             separators=(",", ":"),
         ).encode()
-        delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
+        delay = delay_s
+        if delay is None:
+            jitter = self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0
+            delay = labels.delay_s + jitter
         return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
 
 
