@@ -36,7 +36,7 @@ from supervisor.config import REDACTED, Config, is_secret_key
 from supervisor.dataset import Dataset, S3Object, load_dataset, s3_client
 from supervisor.dataset.s3 import bad_endpoint, describe_failure
 from supervisor.errors import ConfigError, DatasetError, ExitCode
-from supervisor.profile.stream import check_scenarios
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.sinks import kafka_errors
 
 PASS: Final = "✓"

@@ -18,6 +18,7 @@ from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import FIELDS, Dataset, load_dataset, parse_csv
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.profile.stream import (
     DUPLICATE,
     LABEL,
@@ -25,7 +26,6 @@ from supervisor.profile.stream import (
     REORDERED,
     Outgoing,
     ProfileStream,
-    check_scenarios,
 )
 from supervisor.sinks.contract import Headers
 from supervisor.telemetry.stats import ProfileStats
