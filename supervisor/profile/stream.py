@@ -300,19 +300,24 @@ class ProfileStream:
             return draws
         draw, uniform = rng.random, rng.uniform
         late_by, label_delay, held_until, copied_at = draws
+        # Once per message: locals only (a setting's attribute is a dictionary lookup).
+        late_p, late_s = (late.fraction, late.max_delay_s) if late is not None else (0.0, 0.0)
+        held_p, held_s = (held.fraction, held.max_delay_s) if held is not None else (0.0, 0.0)
+        copy_p, copy_s = (copies.fraction, copies.max_delay_s) if copies is not None else (0.0, 0.0)
+        lates, helds, copied = late is not None, held is not None, copies is not None
         for j in range(n):
-            if late is not None and draw() < late.fraction:
-                late_by[j] = uniform(0.0, late.max_delay_s)
+            if lates and draw() < late_p:
+                late_by[j] = uniform(0.0, late_s)
             if jitter and j in replaced:
                 assert labels is not None
                 label_delay[j] = labels.delay_s + uniform(0.0, labels.jitter_s)
             send_at = at_s
-            if held is not None and draw() < held.fraction:
-                send_at += uniform(0.0, held.max_delay_s)
+            if helds and draw() < held_p:
+                send_at += uniform(0.0, held_s)
                 held_until[j] = send_at
-            if copies is not None and draw() < copies.fraction:
-                if copies.max_delay_s > 0:
-                    send_at += uniform(0.0, copies.max_delay_s)
+            if copied and draw() < copy_p:
+                if copy_s > 0:
+                    send_at += uniform(0.0, copy_s)
                 copied_at[j] = send_at
         return draws
 
