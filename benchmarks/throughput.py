@@ -416,7 +416,7 @@ def run(ctx: Context) -> GroupResult:
                 if series == "kcat" and not (binary and lib_dir):
                     continue
                 ctx.log(f"throughput round {r + 1}/{rounds}: {series}")
-                tag = series.replace(" ", "-").replace("/", "-")
+                tag = series.replace(" ", "-").replace("/", "-").replace(",", "")
                 topic = ctx.new_topic(broker.bootstrap, tag)
                 labels_topic = None
                 if "labels" in RUN_SERIES.get(series, {}):
