@@ -22,7 +22,7 @@ from supervisor.evaluation.alerts import consumer_config
 from supervisor.fleet import Fleet
 from supervisor.formats.encodings import Encodings
 from supervisor.lifecycle import ShutdownBudget, Stopped, in_thread
-from supervisor.profile.stream import check_scenarios
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.reload import Reloader
 from supervisor.sinks.contract import ManagedSink
 from supervisor.sinks.dryrun import DryRunSink

@@ -38,7 +38,7 @@ from supervisor.dataset import Dataset, S3Object, load_dataset, s3_client
 from supervisor.dataset.s3 import bad_endpoint, describe_failure
 from supervisor.errors import ConfigError, DatasetError, ExitCode, RegistryError
 from supervisor.formats.encodings import Encodings
-from supervisor.profile.stream import check_scenarios
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.redaction import url_password
 from supervisor.sinks import kafka_errors
 

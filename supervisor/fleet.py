@@ -101,7 +101,7 @@ class Fleet:
         self.clock = clock
         self.restart_policy = restart_policy or RestartPolicy()
         self._stop = asyncio.Event()
-        self._sender = Sender(sink, MessageBudget(max_messages, on_spent=self._spent))
+        self._sender = Sender(sink, MessageBudget(max_messages, on_spent=self._spent), clock=clock)
         self.stats: dict[str, ProfileStats] = {}
         """Every profile that ran in this process, including ones a reload removed."""
         self.crashed: list[str] = []

@@ -25,7 +25,7 @@ from supervisor.dataset import Dataset
 from supervisor.errors import SupervisorError
 from supervisor.fleet import Fleet, ReloadPlan
 from supervisor.lifecycle import Stopped, in_thread
-from supervisor.profile.stream import check_scenarios
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.telemetry.logs import get_logger
 
 WATCH_EVERY_S = 1.0

@@ -30,6 +30,7 @@ from supervisor.config.registry import MessageFormat, SchemaRegistrySettings
 from supervisor.config.shard import ShardSettings
 from supervisor.config.streams import (
     Duplicates,
+    HeadersMode,
     IdMode,
     KafkaTimestampMode,
     Labels,
@@ -272,6 +273,7 @@ class ProfileSettings(BaseModel):
     format: MessageFormat = "json"
     """How message values (and labels) are written: `json`, or Confluent wire-format `avro`,
     `protobuf`, `json-schema` (these need `schema_registry`)."""
+    headers: HeadersMode = "all"
 
     @model_validator(mode="after")
     def _check_batch_range(self) -> ProfileSettings:

@@ -36,6 +36,12 @@ KafkaTimestampMode = Literal["produce", "event"]
 """`produce`: Kafka's message timestamp is the time it was produced (librdkafka's default);
 `event`: it is the event time written in the message value."""
 
+HeadersMode = Literal["all", "profile", "none"]
+"""Which headers a profile's messages carry. `all`: who sent it (`profile`, `instance`, and
+`shard` for a shard of a fleet) and, on a profile injecting fraud, what it is (`fraud`, and on fraud
+events `scenario` and `scenario_id`); `profile`: who sent it only; `none`: no header at all, the
+cheapest to produce (each header costs the Python client about half a microsecond a message)."""
+
 ScenarioKind = Literal["card-testing", "amount-outlier", "velocity", "merchant-compromise"]
 """The labelled fraud scenarios a profile can inject."""
 

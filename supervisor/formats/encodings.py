@@ -111,7 +111,7 @@ class _Topic:
         assert value is not None
         return value
 
-    def encode_label(self, fields: dict[str, str]) -> bytes:
+    def encode_label(self, fields: dict[str, str | None]) -> bytes:
         value = self.label(self.layout.label_record(fields), self.ctx)
         assert value is not None
         return value
@@ -218,7 +218,7 @@ def _not_prepared() -> FramedValues:
     raise RuntimeError("the dataset was not serialized for this profile: Encodings.prepare first")
 
 
-def _no_labels(fields: dict[str, str]) -> bytes:
+def _no_labels(fields: dict[str, str | None]) -> bytes:
     raise RuntimeError("this profile has no labels topic")
 
 

@@ -53,7 +53,7 @@ class Wire(Protocol):
         """The id text of one of this wire's values."""
         ...
 
-    def label(self, fields: dict[str, str]) -> bytes:
+    def label(self, fields: dict[str, str | None]) -> bytes:
         """The value of a fraud event's label (`id`, `label`, `scenario`, `scenario_id`)."""
         ...
 
@@ -82,7 +82,7 @@ class JsonWire:
     def id_of(self, value: bytes) -> bytes:
         return codec.id_of(value)
 
-    def label(self, fields: dict[str, str]) -> bytes:
+    def label(self, fields: dict[str, str | None]) -> bytes:
         return json.dumps(fields, separators=(",", ":")).encode()
 
 
@@ -109,7 +109,7 @@ class FramedWire:
         encoded: FramedValues,
         *,
         reencode: Reencode,
-        label: Callable[[dict[str, str]], bytes],
+        label: Callable[[dict[str, str | None]], bytes],
     ) -> None:
         self.format = format
         self._dataset = dataset
@@ -149,7 +149,7 @@ class FramedWire:
     def id_of(self, value: bytes) -> bytes:
         return value[len(self._prefix) : self._id_end]
 
-    def label(self, fields: dict[str, str]) -> bytes:
+    def label(self, fields: dict[str, str | None]) -> bytes:
         return self._label(fields)
 
 

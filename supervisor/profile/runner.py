@@ -11,7 +11,8 @@ the profile's seed and the counters kept.
 
 A shard of a fleet (`Shard`, from `shard:` in the config) takes its part of the profile here and
 only here: its pacer keeps every `count`-th deadline, its generator is seeded from the profile's
-seed and its index, its fraud scenario is thinned, and its messages carry a `shard` header.
+seed and its index, its fraud scenario is thinned, and its messages carry a `shard` header (unless
+the profile sends no headers, `headers: none`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from supervisor.evaluation.ledger import FraudSent, SentLog
 from supervisor.formats.wire import Wire
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.events import EventBuilder
-from supervisor.profile.pacing import Pacer
+from supervisor.profile.pacing import Pacer, phase_s
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.schedule import curve_for
 from supervisor.profile.stream import DUPLICATE, LABEL, Outgoing, ProfileStream
@@ -87,9 +88,11 @@ class ProfileRunner:
         self._drain_budget = drain_budget
         self._clock = clock
         self._shard = shard
-        self._headers: Headers = [("profile", name.encode()), ("instance", instance.encode())]
-        if not shard.alone:
-            self._headers.append(("shard", str(shard).encode()))
+        self._headers: Headers = None
+        if settings.headers != "none":  # `all`, `profile`: who sent it
+            self._headers = [("profile", name.encode()), ("instance", instance.encode())]
+            if not shard.alone:
+                self._headers.append(("shard", str(shard).encode()))
         self._events = sender.channel(stats)
         self._labels: Channel | None = None
         if stats.labels is not None:
@@ -109,7 +112,10 @@ class ProfileRunner:
         if settings.scenario is not None and not shard.alone:
             settings = settings.model_copy(update={"scenario": shard.scenario(settings.scenario)})
         rng = random.Random(shard.seed(settings.seed))
-        wall_start = time.time()
+        # The run clock starts at the profile's phase (`phase_s`): the wall clock it maps onto
+        # (a schedule's hours, a stream's event times) starts there too.
+        lead_s = phase_s(self.name, settings.interval_s)
+        wall_start = time.time() + lead_s
         curve = curve_for(settings.schedule, wall_start=datetime.fromtimestamp(wall_start, UTC))
         stats.stopped_at = None
         _log_start(self._log, self.topic, settings, shard.count)
@@ -134,6 +140,7 @@ class ProfileRunner:
                 curve=curve,
                 stride=shard.count,
                 phase=shard.index,
+                lead_s=lead_s,
             )
             if stream is not None:
                 await self._run_stream(stream, pacer, halt)
@@ -180,6 +187,7 @@ class ProfileRunner:
         sampler, builder = self._sampling(rng)
         sent_log, stamp = self._sent_log, 0
         while await self._until(pacer.next_at, halt):
+            due = pacer.next_at  # the batch's scheduled time: its publish delay counts from it
             if self._tick(pacer) is not None:  # same schedule, new rows
                 sampler, builder = self._sampling(rng)
             rows = sampler.draw()
@@ -191,7 +199,7 @@ class ProfileRunner:
             if sent_log is not None:  # evaluated: one clock read, one id slice per message
                 stamp = sent_log.clock_ms()
             batch = zip(topic, values, keyed, headers, producer_time, strict=False)
-            sent = await send(events, batch, len(values), halt, stamp)
+            sent = await send(events, batch, len(values), halt, stamp, due)
             if sent_log is not None:
                 sent_log.sent(values, sent.done, stamp, id_start=builder.id_start)
             if sent.done < len(values):  # stopped while waiting for space, or max_messages
@@ -226,30 +234,34 @@ class ProfileRunner:
                 break
             if timed_s <= tick_s:
                 due = stream.due(min(self._clock() - pacer.start, tick_s))
-                unsent = await self._send_stream(stream, due, halt)
+                # Their publish delay counts from the earliest's scheduled time.
+                unsent = await self._send_stream(stream, due, halt, pacer.start + timed_s)
             else:
                 swapped = self._tick(pacer)
                 if swapped is not None:  # same schedule, new rows
                     stream.use(swapped, self._wire)
                 out = stream.tick(tick_s)  # events only: labels come due later, never at once
                 unsent = list(
-                    await self._send_part(stream, self._events, out, halt, stream.special)
+                    await self._send_part(
+                        stream, self._events, out, halt, stream.special, pacer.start + tick_s
+                    )
                 )
             if unsent:
                 break
         await self._drain(stream, unsent)
 
     async def _send_stream(
-        self, stream: ProfileStream, out: Sequence[Outgoing], stop: asyncio.Event
+        self, stream: ProfileStream, out: Sequence[Outgoing], stop: asyncio.Event, due: float
     ) -> list[Outgoing]:
-        """Send `out` (fraud labels on their own channel), have the stream account for what was
-        produced, and return what was not sent (a stop, or `--max-messages` reached)."""
+        """Send `out` (fraud labels on their own channel), scheduled for monotonic time `due`,
+        have the stream account for what was produced, and return what was not sent (a stop, or
+        `--max-messages` reached)."""
         events: Sequence[Outgoing] = out
         labels: list[Outgoing] = []
         if self._labels is not None and any(LABEL in m.tally for m in out):
             events = [m for m in out if LABEL not in m.tally]
             labels = [m for m in out if LABEL in m.tally]
-        unsent = list(await self._send_part(stream, self._events, events, stop))
+        unsent = list(await self._send_part(stream, self._events, events, stop, due=due))
         if labels:
             assert self._labels is not None
             unsent += await self._send_part(stream, self._labels, labels, stop)
@@ -262,15 +274,19 @@ class ProfileRunner:
         messages: Sequence[Outgoing],
         stop: asyncio.Event,
         special: Sequence[int] | None = None,
+        due: float | None = None,
     ) -> Sequence[Outgoing]:
+        """`due`: the messages' scheduled time (none for what a stop drains early, or labels)."""
         sent_log = self._sent_log
         if sent_log is None or channel is self._labels:
             rows: map[Row] = map(_ROW, messages)
-            sent = await self._sender.send(channel, rows, len(messages), stop)
+            sent = await self._sender.send(channel, rows, len(messages), stop, due=due)
             stream.produced(messages[: sent.done], sent.rejected, self.stats, special)
             return messages[sent.done :]
         stamp = sent_log.clock_ms()
-        sent = await self._sender.send(channel, map(_ROW, messages), len(messages), stop, stamp)
+        sent = await self._sender.send(
+            channel, map(_ROW, messages), len(messages), stop, stamp, due
+        )
         fraud: list[FraudSent] = []
         stream.produced(messages[: sent.done], sent.rejected, self.stats, special, fraud)
         if self.settings.duplicates is None:

@@ -17,11 +17,11 @@ import heapq
 import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Final, NamedTuple
 
-from supervisor.config import Config, Labels, ProfileSettings
+from supervisor.config import Labels, ProfileSettings
 from supervisor.dataset import Dataset
 from supervisor.dataset.codec import epoch_ms, field_literal, field_text, iso_timestamp, with_field
 from supervisor.errors import DatasetError
@@ -51,6 +51,9 @@ class Outgoing(NamedTuple):
     tally: tuple[str, ...] = ()
     scenario: str | None = None
     """The scenario kind of a fraud event (counted in `fraud_events` once produced)."""
+    occurrence: bytes | None = None
+    """The occurrence id of a fraud event (an evaluated run records it: `FraudSent`), whatever
+    headers the profile sends."""
     label: tuple[float, Outgoing] | None = None
     """The ground-truth label of a fraud event and the run time it is due: scheduled once the
     event itself was produced, so that no label ever names an event that was not sent."""
@@ -82,8 +85,12 @@ class ProfileStream:
         self._key = settings.key
         self._event_ts = settings.kafka_timestamp == "event"
         scenario = settings.scenario
-        self._plain_headers: Headers = [*headers, ("fraud", b"false")] if scenario else headers
-        self._tags = _FraudTags(settings.labels, headers, rng)
+        # `headers: all` says on each event of a fraud-injecting profile whether it is fraud;
+        # `profile` and `none` send the profile's own headers (or none) on every message.
+        tagged = scenario is not None and settings.headers == "all" and headers is not None
+        plain: Headers = [*(headers or ()), ("fraud", b"false")] if tagged else headers
+        self._plain_headers = plain
+        self._tags = _FraudTags(settings.labels, headers, rng, tagged=tagged)
         self.special: list[int] = []
         """Positions, in the last `tick`'s messages, of those late, duplicated or fraud: the only
         ones `produced` has anything to count or schedule for."""
@@ -173,7 +180,14 @@ class ProfileStream:
     # -- one tick -------------------------------------------------------------------------------
 
     def tick(self, at_s: float) -> list[Outgoing]:
-        """The batch due at run time `at_s`, as messages to send now; schedules the rest."""
+        """The batch due at run time `at_s`, as messages to send now; schedules the rest.
+
+        Built a batch at a time, as the fast path builds its batches: a message's random draws
+        (late, its label's jitter, out of order, duplicate) are taken first, in the order one
+        message at a time would take them, then the values, keys and Kafka timestamps of the whole
+        batch in comprehensions, and only the few late, fraud, held-back or duplicated messages
+        one by one. A seed's sequence is the same, byte for byte, as when every message was built
+        in turn (tests/unit/test_stream.py's golden streams)."""
         settings = self._settings
         rng = self._rng
         now_s = self._wall_clock()
@@ -185,86 +199,158 @@ class ProfileStream:
             # fraud events are never stamped older than the traffic around them.
             self._start(occurrence, max(0.0, now_s - (self._wall_start + at_s)))
         replaced = plan.replaced if plan is not None else {}
-
         fresh = settings.id == "fresh"
         ids = fresh_uuids(rng, n if fresh else len(replaced))
-        now_text = iso_timestamp(now_s) if settings.timestamp == "now" else None
-        now_ms = epoch_ms(now_s)
-        late, out_of_order, duplicates = settings.late, settings.out_of_order, settings.duplicates
-        shifting = settings.timestamp == "shift"
-        # The loop runs once per message: everything it reads is local, and each Outgoing is
-        # built by tuple.__new__ directly (a NamedTuple's own __new__ is a Python-level call).
-        topic, splice, epochs = self._topic, self._wire.splice, self._epochs
+        draws = self._draws(at_s, n, replaced)
+        late = draws.late
+        if replaced:
+            rows = list(rows)
+            for j, (row, _) in replaced.items():
+                rows[j] = row
+
+        # The whole batch, as if nothing were late or fraud.
+        wire, epochs, offset = self._wire, self._epochs, self._shift
+        now = settings.timestamp == "now"
+        now_text = iso_timestamp(now_s) if now else None
+        texts: list[bytes] | None = None  # each message's timestamp text (shift)
+        if settings.timestamp == "shift":
+            assert epochs is not None
+            texts = [iso_timestamp(epochs[r] + offset) for r in rows]
+            new_ids = _id_slices(ids, n) if fresh else [None] * n
+            splice = wire.splice
+            built = [splice(r, i, t) for r, i, t in zip(rows, new_ids, texts, strict=True)]
+        else:
+            built = wire.splice_batch(rows, ids if fresh else None, now_text)
+        event_ts = self._event_ts
+        stamps: list[int] | None = None  # Kafka timestamps; None: 0 for every message
+        if event_ts:
+            if now:
+                stamps = [epoch_ms(now_s)] * n
+            else:
+                assert epochs is not None
+                stamps = [epoch_ms(epochs[r] + offset) for r in rows]
         key_field, keys = self._key, self._keys
-        event_ts, plain_headers = self._event_ts, self._plain_headers
-        offset = self._shift
-        draw = rng.random
+        keyed: list[bytes | None] | None = None
+        if keys is not None:
+            if key_field == "id" and fresh:
+                keyed = list(_id_slices(ids, n))
+            elif key_field == "timestamp" and (now_text is not None or texts is not None):
+                keyed = [now_text] * n if texts is None else list(texts)
+            else:
+                keyed = [keys[r] for r in rows]
+        plain_headers = self._plain_headers
         new = tuple.__new__
-        out: list[Outgoing] = []
-        special = self.special = []
-        next_id = 0
-        for j, row in enumerate(rows):
-            fraud: Occurrence | None = None
-            if replaced and j in replaced:
-                row, fraud = replaced[j]
-            new_id = None
-            if fresh or fraud is not None:
-                new_id = ids[36 * next_id : 36 * next_id + 36]
-                next_id += 1
-            tally: tuple[str, ...] = ()
-            ts = now_text
-            ts_ms = now_ms
-            if ts is not None:
-                epoch = now_s
-            else:
-                epoch = 0.0 if epochs is None else epochs[row] + offset
-                ts_ms = epoch_ms(epoch) if event_ts else 0
-            if late is not None and draw() < late.fraction:
-                epoch -= rng.uniform(0.0, late.max_delay_s)
-                ts = iso_timestamp(epoch)
-                ts_ms = epoch_ms(epoch)
-                tally = (LATE,)
-            elif shifting:
-                ts = iso_timestamp(epoch)
-            value = splice(row, new_id, ts)
-            headers = plain_headers
-            scenario = label = None
-            if fraud is not None:
-                headers = self._tags.headers(fraud)
-                scenario = fraud.kind
-                label = self._tags.label(at_s, value, fraud)
-            message = new(
-                Outgoing,
-                (
-                    topic,
-                    value,
-                    _key_of(key_field, keys, row, new_id, ts),
-                    headers,
-                    ts_ms if event_ts else 0,
-                    tally,
-                    scenario,
-                    label,
-                ),
+        topic = self._topic
+        # Each Outgoing by tuple.__new__ directly (a NamedTuple's own __new__ is a Python call).
+        out: list[Outgoing] = [
+            new(Outgoing, (topic, v, k, plain_headers, t, (), None, None, None))
+            for v, k, t in zip(
+                built,
+                repeat(None) if keyed is None else keyed,
+                repeat(0) if stamps is None else stamps,
+                strict=False,
             )
+        ]
+
+        # The messages that differ: late (their own event time), fraud (id, headers, label).
+        fraud_ids = {j: ids[36 * k : 36 * k + 36] for k, j in enumerate(sorted(replaced))}
+        for j in sorted({*late, *replaced}):
+            row = rows[j]
+            new_id = ids[36 * j : 36 * j + 36] if fresh else fraud_ids.get(j)
+            ts = now_text if texts is None else texts[j]
+            epoch = now_s if now else (0.0 if epochs is None else epochs[row] + offset)
+            ts_ms = out[j][4]
+            tally: tuple[str, ...] = ()
+            if j in late:
+                epoch -= late[j]
+                ts = iso_timestamp(epoch)
+                ts_ms = epoch_ms(epoch) if event_ts else 0
+                tally = (LATE,)
+            value = wire.splice(row, new_id, ts)
+            headers = plain_headers
+            scenario = occurrence_id = label = None
+            fraud = replaced.get(j)
+            if fraud is not None:
+                occurrence = fraud[1]
+                headers = self._tags.headers(occurrence)
+                scenario, occurrence_id = occurrence.kind, occurrence.id
+                label = self._tags.label(at_s, value, occurrence, draws.label_delay.get(j))
+            key = _key_of(key_field, keys, row, new_id, ts)
+            out[j] = new(
+                Outgoing,
+                (topic, value, key, headers, ts_ms, tally, scenario, occurrence_id, label),
+            )
+        return self._release(at_s, out, draws, replaced.keys())
+
+    def _draws(self, at_s: float, n: int, replaced: Mapping[int, object]) -> _Draws:
+        """A tick's random draws, message by message in the order the stream has always taken
+        them: late (and by how much), the label's jitter of a fraud event, out of order (and
+        until when), duplicated (and when)."""
+        settings, rng = self._settings, self._rng
+        late, held, copies = settings.late, settings.out_of_order, settings.duplicates
+        labels = settings.labels
+        jitter = labels is not None and labels.jitter_s > 0 and replaced
+        draws = _Draws({}, {}, {}, {})
+        if late is None and held is None and copies is None and not jitter:
+            return draws
+        draw, uniform = rng.random, rng.uniform
+        late_by, label_delay, held_until, copied_at = draws
+        # Once per message: locals only (a setting's attribute is a dictionary lookup).
+        late_p, late_s = (late.fraction, late.max_delay_s) if late is not None else (0.0, 0.0)
+        held_p, held_s = (held.fraction, held.max_delay_s) if held is not None else (0.0, 0.0)
+        copy_p, copy_s = (copies.fraction, copies.max_delay_s) if copies is not None else (0.0, 0.0)
+        lates, helds, copied = late is not None, held is not None, copies is not None
+        for j in range(n):
+            if lates and draw() < late_p:
+                late_by[j] = uniform(0.0, late_s)
+            if jitter and j in replaced:
+                assert labels is not None
+                label_delay[j] = labels.delay_s + uniform(0.0, labels.jitter_s)
             send_at = at_s
-            if out_of_order is not None and draw() < out_of_order.fraction:
-                send_at += rng.uniform(0.0, out_of_order.max_delay_s)
-                self.schedule(send_at, message._replace(tally=(*tally, REORDERED)))
+            if helds and draw() < held_p:
+                send_at += uniform(0.0, held_s)
+                held_until[j] = send_at
+            if copied and draw() < copy_p:
+                if copy_s > 0:
+                    send_at += uniform(0.0, copy_s)
+                copied_at[j] = send_at
+        return draws
+
+    def _release(
+        self, at_s: float, built: list[Outgoing], draws: _Draws, fraud: Iterable[int]
+    ) -> list[Outgoing]:
+        """The tick's messages to send now (`built` but the held-back ones, with the immediate
+        copies after their originals), the held-back ones and the delayed copies scheduled;
+        `special` lists the positions of those late, duplicated or fraud."""
+        special = self.special = []
+        marked = {*draws.late, *draws.held_until, *draws.copied_at, *fraud}
+        if not marked:
+            return built
+        out: list[Outgoing] = []
+        previous = 0
+        for j in sorted(marked):
+            out += built[previous:j]
+            previous = j + 1
+            message = built[j]
+            tally = message.tally
+            held_until = draws.held_until.get(j)
+            if held_until is not None:
+                self.schedule(held_until, message._replace(tally=(*tally, REORDERED)))
             else:
-                if tally or fraud is not None:
+                if tally or message.scenario is not None:
                     special.append(len(out))
                 out.append(message)
-            if duplicates is not None and draw() < duplicates.fraction:
+            copied_at = draws.copied_at.get(j)
+            if copied_at is not None:
                 # The upstream's retry: always after the original (scheduled later, or at the
                 # same time and so released after it).
                 copy = message._replace(tally=(DUPLICATE,), scenario=None, label=None)
-                if duplicates.max_delay_s > 0:
-                    send_at += rng.uniform(0.0, duplicates.max_delay_s)
-                if send_at == at_s:
+                if copied_at == at_s:
                     special.append(len(out))
                     out.append(copy)
                 else:
-                    self.schedule(send_at, copy)
+                    self.schedule(copied_at, copy)
+        out += built[previous:]
         return out
 
     def _row_epoch(self, row: int) -> float:
@@ -307,17 +393,41 @@ class ProfileStream:
                 headers,
                 epoch_ms(epoch) if self._event_ts else 0,
                 scenario=occurrence.kind,
+                occurrence=occurrence.id,
                 label=self._tags.label(event.at_s, value, occurrence),
             )
             self.schedule(event.at_s, message)
 
 
+class _Draws(NamedTuple):
+    """A tick's random draws, by position in its batch (`ProfileStream._draws`)."""
+
+    late: dict[int, float]
+    """How much older the event time of each late event is."""
+    label_delay: dict[int, float]
+    """The label delay of each fraud event, when the labels have a jitter."""
+    held_until: dict[int, float]
+    """The run time each held-back (out of order) event is sent at."""
+    copied_at: dict[int, float]
+    """The run time the copy of each duplicated event is sent at."""
+
+
+def _id_slices(ids: bytes, n: int) -> list[bytes | None]:
+    """The first `n` 36-byte UUIDs of `ids`."""
+    return [ids[o : o + 36] for o in range(0, 36 * n, 36)]
+
+
 class _FraudTags:
     """The headers of a fraud occurrence's events and the ground-truth label of each of them."""
 
-    def __init__(self, labels: Labels | None, headers: Headers, rng: random.Random) -> None:
+    def __init__(
+        self, labels: Labels | None, headers: Headers, rng: random.Random, *, tagged: bool
+    ) -> None:
+        """`tagged`: fraud events carry `fraud`, `scenario` and `scenario_id` headers after
+        `headers`; otherwise `headers` alone, like every other message."""
         self._labels = labels
         self._base = headers
+        self._tagged = tagged
         self._rng = rng
         self._by_occurrence: dict[bytes, Headers] = {}
         self.entity: str | None = None
@@ -327,12 +437,14 @@ class _FraudTags:
         """What events and labels are written as (set by the stream's `use`)."""
 
     def headers(self, occurrence: Occurrence) -> Headers:
+        if not self._tagged:
+            return self._base
         headers = self._by_occurrence.get(occurrence.id)
         if headers is None:
             if len(self._by_occurrence) > 1024:  # occurrences are short-lived
                 self._by_occurrence.clear()
             headers = self._by_occurrence[occurrence.id] = [
-                *self._base,
+                *(self._base or ()),
                 ("fraud", b"true"),
                 ("scenario", occurrence.kind.encode()),
                 ("scenario_id", occurrence.id),
@@ -340,9 +452,10 @@ class _FraudTags:
         return headers
 
     def label(
-        self, at_s: float, value: bytes, occurrence: Occurrence
+        self, at_s: float, value: bytes, occurrence: Occurrence, delay_s: float | None = None
     ) -> tuple[float, Outgoing] | None:
-        """The label of the fraud event `value` due at run time `at_s`, and when it is due."""
+        """The label of the fraud event `value` due at run time `at_s`, and when it is due:
+        `delay_s` after it, drawn here unless given (drawn already, in the tick's order)."""
         labels = self._labels
         if labels is None:
             return None
@@ -361,8 +474,11 @@ class _FraudTags:
             fields["entity_id"] = (
                 None if card == b"null" else field_text(value, self.entity).decode()
             )
-        label = wire.label(fields)  # type: ignore[arg-type]
-        delay = labels.delay_s + (self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0)
+        label = wire.label(fields)
+        delay = delay_s
+        if delay is None:
+            jitter = self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0
+            delay = labels.delay_s + jitter
         return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
 
 
@@ -382,7 +498,7 @@ def _account(
             break
         if rejected and i in rejected:
             continue
-        tally, scenario, label = messages[i][5:]
+        tally, scenario, occurrence, label = messages[i][5:]
         for kind in tally:
             if kind == LATE:
                 stats.late += 1
@@ -393,10 +509,8 @@ def _account(
         if scenario is not None:
             stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
             if fraud is not None:
-                message = messages[i]
-                occurrence = next(v for k, v in message.headers if k == "scenario_id")
-                assert isinstance(occurrence, bytes)
-                fraud.append(FraudSent(id_of(message.value), scenario, occurrence))
+                assert occurrence is not None
+                fraud.append(FraudSent(id_of(messages[i].value), scenario, occurrence))
         if label is not None:
             schedule(*label)
 
@@ -417,57 +531,3 @@ def _key_of(
     if field == "timestamp" and ts is not None:
         return ts
     return keys[row]
-
-
-def check_scenarios(config: Config, dataset: Dataset) -> None:
-    """Raise DatasetError (naming the profile) if `dataset` cannot support a profile: its fraud
-    scenario (e.g. its merchant has no debits), or the event times it would write (see
-    `_check_event_times`). Refused before anything is sent, by `run`, `check` and a reload."""
-    for name, settings in config.profiles.items():
-        if settings.scenario is not None:
-            try:
-                ScenarioPlanner(settings.scenario, dataset, random.Random(0))
-            except DatasetError as exc:
-                raise DatasetError(f"profiles.{name}.{exc}") from None
-        _check_event_times(name, settings, dataset)
-
-
-_FIRST_S: Final = datetime(1, 1, 2, tzinfo=UTC).timestamp()
-_LAST_S: Final = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
-
-
-def _check_event_times(name: str, settings: ProfileSettings, dataset: Dataset) -> None:
-    """The event times a profile writes must be dates (years 1 to 9999), and Kafka timestamps
-    (`kafka_timestamp: event`) must not be before 1970: a dataset near those edges, shifted or
-    made late, would otherwise fail on every tick."""
-    timed = (
-        settings.timestamp == "shift"
-        or settings.late is not None
-        or (settings.kafka_timestamp == "event" and settings.timestamp != "now")
-    )
-    if not timed or (settings.timestamp == "now" and settings.late is None):
-        return
-    epochs = dataset.epochs()
-    shift = time.time() - max(epochs) if settings.timestamp == "shift" else 0.0
-    late = settings.late.max_delay_s if settings.late is not None else 0.0
-    first, last = min(epochs) + shift - late, max(epochs) + shift
-    floor = 0.0 if settings.kafka_timestamp == "event" else _FIRST_S
-    if first < floor or last > _LAST_S:
-        reach = (
-            "before 1970, which a Kafka timestamp cannot be"
-            if floor == 0.0
-            else ("outside the years 1 to 9999")
-        )
-        raise DatasetError(
-            f"profiles.{name}: the event times it would write reach {reach}: the dataset's"
-            f" timestamps run from {_when(min(epochs))} to {_when(max(epochs))}"
-            + (f", late by up to {late:g}s" if late else "")
-            + " — use a dataset with recent timestamps, or timestamp: now"
-        )
-
-
-def _when(epoch: float) -> str:
-    try:
-        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
-    except (OverflowError, ValueError, OSError):
-        return f"{epoch:.0f}s from 1970"

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from supervisor.lifecycle import ShutdownBudget
     from supervisor.telemetry.stats import DeliveryStats
 
-Headers: TypeAlias = list[tuple[str, str | bytes | None]]
+Headers: TypeAlias = list[tuple[str, str | bytes | None]] | None
+"""A message's headers, in order; None (not an empty list) when it has none."""
 
 Reporter: TypeAlias = object
 """A sink's handle for one stream's `DeliveryStats`, made once by `Sink.reporter` and passed back

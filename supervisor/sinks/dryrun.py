@@ -201,7 +201,7 @@ def _line(
     topic: str, value: bytes, key: bytes | None, headers: Headers, timestamp_ms: int
 ) -> bytes:
     # Spelled out rather than encoding a dict: three times faster, and the value goes in as is.
-    fields = ",".join([f"{_quote(name)}:{_json_text(data)}" for name, data in headers])
+    fields = ",".join([f"{_quote(name)}:{_json_text(data)}" for name, data in headers or ()])
     envelope = (
         f'{{"topic":{_quote(topic)},"key":{_json_text(key)},"headers":{{{fields}}},'
         f'"timestamp":{timestamp_ms or "null"},"value":'

@@ -5,7 +5,9 @@ batch of ready messages and the sink: `produce()` each one into the sink's bound
 awaiting anything per message, treat `BufferError` as backpressure (wait for space, or give up
 when told to stop), count a message `produced` before its enqueue (so its delivery report, on
 another thread, can never make `in_flight` negative), count `bytes` after it, count and log a
-message the sink refuses outright as `rejected`, and keep within `--max-messages` (`MessageBudget`).
+message the sink refuses outright as `rejected`, keep within `--max-messages` (`MessageBudget`), and
+record each message's publish delay (from its scheduled time to its `produce()`) a batch at a
+time: the messages produced between two waits for space share one clock read.
 Both the fast path and shaped streams send through it; delivery outcomes are the sink's to report
 (`supervisor.sinks.contract`).
 """
@@ -13,11 +15,13 @@ Both the fast path and shaped streams send through it; delivery outcomes are the
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import structlog
 
+from supervisor.lifecycle import Clock
 from supervisor.sinks.contract import (
     FAILURE_LOG_EVERY_S,
     Headers,
@@ -102,11 +106,12 @@ class Sent(NamedTuple):
 class Sender:
     """Produces batches into one sink for the fleet's profiles (see the module docstring)."""
 
-    __slots__ = ("_budget", "_log", "_sink")
+    __slots__ = ("_budget", "_clock", "_log", "_sink")
 
-    def __init__(self, sink: Sink, budget: MessageBudget) -> None:
+    def __init__(self, sink: Sink, budget: MessageBudget, *, clock: Clock = time.monotonic) -> None:
         self._sink = sink
         self._budget = budget
+        self._clock = clock
         self._log = structlog.get_logger()
 
     @property
@@ -125,11 +130,14 @@ class Sender:
         count: int,
         stop: asyncio.Event,
         stamp_ms: int = 0,
+        due: float | None = None,
     ) -> Sent:
         """Produce the `count` messages of `rows` in order, waiting for space while the sink's
         queue is full; stop early when `stop` is set while waiting, or when the budget allows
         fewer. `stamp_ms`, when not 0, is the Kafka timestamp of the rows that have none (an
-        evaluated run stamps a batch with its send time, `supervisor.evaluation.ledger`)."""
+        evaluated run stamps a batch with its send time, `supervisor.evaluation.ledger`). `due`,
+        when given, is the rows' scheduled time on the clock: their publish delay is recorded
+        into the channel's stats (`DeliveryStats.publish_delay`)."""
         budget = self._budget
         taken = budget.take(count) if channel.budgeted else count
         sink = self._sink
@@ -137,6 +145,8 @@ class Sender:
         stats, report = channel.stats, channel.report
         rejected: list[int] = []
         used = 0
+        clock = self._clock
+        since, base = (clock(), stats.produced) if due is not None else (0.0, 0)
         try:
             for topic, value, key, headers, timestamp_ms in rows:
                 if used == taken:
@@ -147,7 +157,11 @@ class Sender:
                         produce(topic, value, key, headers, report, timestamp_ms or stamp_ms)
                     except BufferError:  # the sink's queue is full: backpressure
                         stats.produced -= 1
+                        if due is not None:  # the messages produced so far; the rest later
+                            _delayed(stats, since - due, stats.produced - base)
                         await sink.wait_for_space(stop)
+                        if due is not None:
+                            since, base = clock(), stats.produced
                         if stop.is_set():
                             return Sent(used, tuple(rejected))
                         continue
@@ -164,3 +178,12 @@ class Sender:
         finally:
             if channel.budgeted:  # a rejected message was not produced: its place goes back
                 budget.settle(taken, used - len(rejected))
+            if due is not None:
+                _delayed(stats, since - due, stats.produced - base)
+
+
+def _delayed(stats: DeliveryStats, delay_s: float, count: int) -> None:
+    """`count` messages produced `delay_s` after their scheduled time (a timer waking up to a
+    millisecond early makes it negative: on time)."""
+    if count > 0:
+        stats.publish_delay.observe_many(max(0.0, delay_s), count)

@@ -280,7 +280,14 @@ class Telemetry:
         )
         latency = HistogramMetricFamily(
             f"{PREFIX}_delivery_latency_seconds",
-            "From produce() to the broker's acknowledgement, as librdkafka measured it.",
+            "From produce() to the broker's acknowledgement, as librdkafka measured it"
+            " (publish latency: the broker's part).",
+            labels=_PROFILE_LABELS,
+        )
+        delay = HistogramMetricFamily(
+            f"{PREFIX}_publish_delay_seconds",
+            "From a message's scheduled time (its tick's deadline) to its produce() call"
+            " (publish delay: the producer's part).",
             labels=_PROFILE_LABELS,
         )
         for stats in profiles:
@@ -289,8 +296,11 @@ class Telemetry:
             in_flight.add_metric([stats.name, instance], max(0, stats.in_flight))
             buckets, total = _histogram_buckets(stats.latency)
             latency.add_metric([stats.name, instance], buckets, total)
+            buckets, total = _histogram_buckets(stats.publish_delay)
+            delay.add_metric([stats.name, instance], buckets, total)
         yield in_flight
         yield latency
+        yield delay
         yield from self._collect_scenarios(profiles, instance)
         if self._evaluation is not None:
             yield from self._evaluation.collect(instance)

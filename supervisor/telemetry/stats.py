@@ -2,8 +2,9 @@
 
 Threading: a `ProfileStats` (and the `DeliveryStats` of its labels) has two writers that never
 touch the same field. The event loop (the profile task) writes `batches`, `produced`, `bytes`,
-`rejected`, `behind_schedule` and the tick lateness; the sink's delivery thread writes `delivered`,
-`failed`, `undelivered` and the latency histogram from delivery reports (`record_*`). Readers
+`rejected`, `behind_schedule`, the tick lateness and the publish delay; the sink's delivery
+thread writes `delivered`, `failed`, `undelivered` and the latency histogram from delivery
+reports (`record_*`). Readers
 (stats lines, the summary) may see a report a message old, never a torn value, and the final
 summary is read after the delivery thread has stopped.
 """
@@ -37,6 +38,14 @@ class Histogram:
         self._counts[bisect_left(_BOUNDS, seconds)] += 1
         self.count += 1
         self.sum += seconds
+        if seconds > self.max:
+            self.max = seconds
+
+    def observe_many(self, seconds: float, count: int) -> None:
+        """`count` observations of the same duration (a batch of messages sharing it)."""
+        self._counts[bisect_left(_BOUNDS, seconds)] += count
+        self.count += count
+        self.sum += seconds * count
         if seconds > self.max:
             self.max = seconds
 
@@ -187,7 +196,13 @@ class DeliveryStats:
     """Refused by the producer before entering its queue (e.g. over message.max.bytes): not
     part of `produced`."""
     latency: Histogram = field(default_factory=Histogram)
-    """Enqueue to acknowledgement, as librdkafka measured it (`Message.latency()`)."""
+    """Enqueue to acknowledgement, as librdkafka measured it (`Message.latency()`): OpenMessaging
+    Benchmark's publish latency; a broker (or network) behind shows here."""
+    publish_delay: Histogram = field(default_factory=Histogram)
+    """A message's scheduled time (its tick's deadline, or the run time the stream scheduled it
+    for) to its `produce()` call, one observation per message, recorded by the send loop a batch
+    at a time (`Sender.send`): OpenMessaging Benchmark's publish delay; a producer behind (a busy
+    event loop, a full queue) shows here."""
     latency_every: int = 1
     """Observe the latency of one delivery in this many (a setting, not a counter): above about
     1,000 msg/s a sample is as informative and the delivery thread stays cheap."""
@@ -327,6 +342,12 @@ class Entry:
 _DERIVED: Final = (
     Entry("in_flight", Section.DELIVERY, lambda s, _: s.in_flight, line="always"),
     Entry("elapsed_s", Section.PROGRESS, lambda s, now: round(s.elapsed_s(now), 3), totalled=False),
+    Entry(
+        "publish_delay_ms",
+        Section.PROGRESS,
+        lambda s, _: _quantiles_ms(s.publish_delay),
+        totalled=False,
+    ),
     Entry("latency_ms", Section.PROGRESS, lambda s, _: _quantiles_ms(s.latency), totalled=False),
     Entry(
         "tick_lateness_ms",
@@ -386,7 +407,12 @@ def _quantiles_ms(h: Histogram) -> dict[str, float | None]:
     def ms(v: float | None) -> float | None:
         return None if v is None else round(v * 1000, 3)
 
-    return {"p50": ms(h.quantile(0.5)), "p99": ms(h.quantile(0.99)), "max": ms(h.max or None)}
+    return {
+        "p50": ms(h.quantile(0.5)),
+        "p95": ms(h.quantile(0.95)),
+        "p99": ms(h.quantile(0.99)),
+        "max": ms(h.max or None),
+    }
 
 
 def _scenarios(stats: ProfileStats) -> dict[str, dict[str, int]]:
@@ -405,6 +431,7 @@ def stats_line(
     out: dict[str, object] = {"profile": stats.name}
     out.update((e.name, e.read(stats, now)) for e in _LINE_ALWAYS)
     out.update(window.advance(stats, now))
+    out["publish_delay_p99_ms"] = _ms_2(stats.publish_delay.quantile(0.99))
     out["latency_p50_ms"] = _ms_2(stats.latency.quantile(0.5))
     out["latency_p99_ms"] = _ms_2(stats.latency.quantile(0.99))
     if shaped:

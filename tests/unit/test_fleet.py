@@ -93,6 +93,25 @@ def test_every_profile_streams_dataset_records_with_its_header(dataset: Dataset)
     assert all(i.key is None for i in by_profile["high"])
 
 
+def test_a_profile_chooses_its_headers(dataset: Dataset) -> None:
+    velocity = {"kind": "velocity", "probability": 0.5}
+    fast = {"interval_s": 0.001, "min_records": 5, "max_records": 5}
+    config = make_config(
+        every={**fast, "topic": "all", "id": "fresh", "scenario": velocity},
+        own={**fast, "topic": "profile", "headers": "profile", "scenario": velocity},
+        bare={**fast, "topic": "none", "headers": "none", "scenario": velocity},
+        fast={**fast, "topic": "fast", "headers": "none"},
+    )
+    _, sink = asyncio.run(run_until_sent(config, dataset, 400))
+    by_topic: dict[str, set[str]] = {}
+    for item in sink.sent:
+        by_topic.setdefault(item.topic, set()).add(str(item.headers))
+    own = [("profile", b"own"), ("instance", config.instance.encode())]
+    assert by_topic["profile"] == {str(own)}
+    assert by_topic["none"] == by_topic["fast"] == {"None"}  # None, not an empty list
+    assert str([("profile", b"every"), own[1], ("fraud", b"false")]) in by_topic["all"]
+
+
 def test_fresh_ids_and_now_timestamps_are_rewritten(dataset: Dataset) -> None:
     config = make_config(
         p={
@@ -143,6 +162,34 @@ def test_queue_full_is_backpressure_and_loses_nothing(dataset: Dataset) -> None:
     assert sink.buffer_errors > 0
     assert stats.produced == len(sink.sent) == stats.delivered
     assert stats.produced == 10 * stats.batches  # no message of a batch skipped
+    # Each message's publish delay is recorded once, a segment between waits at a time.
+    assert stats.publish_delay.count == stats.produced
+
+
+def test_every_produced_message_has_a_publish_delay_on_either_path(dataset: Dataset) -> None:
+    fast = {"interval_s": 0.001, "min_records": 5, "max_records": 5}
+    config = make_config(
+        plain=fast,
+        shaped={
+            **fast,
+            "topic": "shaped",
+            "id": "fresh",
+            "out_of_order": {"fraction": 0.3, "max_delay_s": 0.01},
+            "scenario": {"kind": "velocity", "probability": 0.5},
+            "labels": {"topic": "labels", "delay_s": 0.01},
+        },
+    )
+    fleet, _ = asyncio.run(run_until_sent(config, dataset, 600))
+    for stats in fleet.stats.values():
+        # Held-back and fraud events drained at the stop go out early: no delay for those.
+        drained = stats.produced - stats.publish_delay.count
+        assert 0 <= drained <= (stats.reordered + sum(stats.fraud_events.values()))
+        assert stats.publish_delay.count > 0
+    assert fleet.stats["plain"].publish_delay.count == fleet.stats["plain"].produced
+    labels = fleet.stats["shaped"].labels
+    assert labels is not None
+    assert labels.produced > 0
+    assert labels.publish_delay.count == 0  # labels: not a schedule of the profile's
 
 
 def test_stop_while_waiting_for_space_returns_without_losing_count(dataset: Dataset) -> None:

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from supervisor.config import Schedule
 from supervisor.lifecycle import sleep_or_stop
-from supervisor.profile.pacing import Pacer
+from supervisor.profile.pacing import Pacer, phase_s
 from supervisor.profile.schedule import RateCurve, curve_for
 
 WALL_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
@@ -169,6 +169,44 @@ def test_no_schedule_or_factor_one_gives_the_same_deadlines() -> None:
     assert on_time_deadlines(plain, plain_clock, 1000) == on_time_deadlines(
         unit, curved_clock, 1000
     )
+
+
+def test_a_profiles_phase_comes_from_its_name_alone_and_lies_within_its_interval() -> None:
+    names = [f"p{i:03d}" for i in range(1000)]
+    phases = [phase_s(name, 0.5) for name in names]
+    assert phases == [phase_s(name, 0.5) for name in names]
+    assert all(0.0 <= p < 0.5 for p in phases)
+    # Stable across processes and Python versions (sha256, not hash()): shards and restarts agree.
+    assert phase_s("normal", 1.0) == 0.43804314937767763
+    assert phase_s("normal", 0.5) == 0.5 * phase_s("normal", 1.0)
+    # Spread over the interval: every tenth of it holds about a tenth of the thousand profiles.
+    tenths = [0] * 10
+    for p in phases:
+        tenths[int(p / 0.05)] += 1
+    assert min(tenths) > 60, tenths
+    assert max(tenths) < 140, tenths
+
+
+@pytest.mark.parametrize("schedule", [None, BURSTS], ids=["constant", "burst"])
+def test_a_lead_moves_when_the_ticks_happen_and_nothing_on_the_run_clock(
+    schedule: dict[str, object] | None,
+) -> None:
+    def make(lead_s: float) -> tuple[Pacer, FakeClock]:
+        clock = FakeClock()
+        made = None if schedule is None else curve(**schedule)
+        return Pacer(1.0, clock=clock, curve=made, lead_s=lead_s), clock
+
+    plain, plain_clock = make(0.0)
+    led, led_clock = make(0.375)
+    assert led.start == plain.start + 0.375
+    assert on_time_deadlines(led, led_clock, 40) == on_time_deadlines(plain, plain_clock, 40)
+    assert led.next_at == plain.next_at + 0.375
+
+
+@pytest.mark.parametrize("lead_s", [-0.1, 0.5, 0.7])
+def test_a_lead_is_less_than_an_interval(lead_s: float) -> None:
+    with pytest.raises(ValueError, match="lead_s"):
+        Pacer(0.5, lead_s=lead_s)
 
 
 @pytest.mark.parametrize(

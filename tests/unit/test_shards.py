@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 
 from supervisor.config import Config, Scenario, Schedule, Shard
 from supervisor.errors import ConfigError
-from supervisor.profile.pacing import Pacer
+from supervisor.profile.pacing import Pacer, phase_s
 from supervisor.profile.schedule import curve_for
 from supervisor.rates import rate_table
 
@@ -53,17 +53,20 @@ def deadlines(pacer: Pacer, n: int) -> list[float]:
     ids=["constant", "burst", "ramp-from-0", "ramp-to-0"],
 )
 @pytest.mark.parametrize("count", [2, 3, 7])
+@pytest.mark.parametrize("name", [None, "normal"], ids=["no-phase", "phased"])
 def test_the_shards_deadlines_together_are_the_single_instances(
-    schedule: dict[str, Any] | None, count: int
+    schedule: dict[str, Any] | None, count: int, name: str | None
 ) -> None:
+    # Every shard of a profile takes the phase of its name (`phase_s`), as the single instance.
+    lead = 0.0 if name is None else phase_s(name, 0.1)
     curve = None
     if schedule is not None:
         wall = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
         curve = curve_for(TypeAdapter(Schedule).validate_python(schedule), wall_start=wall)
-    single = deadlines(Pacer(0.1, clock=FrozenClock(), curve=curve), 60 * count)
+    single = deadlines(Pacer(0.1, clock=FrozenClock(), curve=curve, lead_s=lead), 60 * count)
     union: list[float] = []
     for index in range(count):
-        pacer = Pacer(0.1, clock=FrozenClock(), curve=curve, stride=count, phase=index)
+        pacer = Pacer(0.1, clock=FrozenClock(), curve=curve, stride=count, phase=index, lead_s=lead)
         mine = deadlines(pacer, 60)
         assert mine == single[index::count]  # the same floats, not merely close
         union += mine

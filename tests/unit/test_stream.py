@@ -5,6 +5,7 @@ Driven tick by tick on its run clock (no event loop, no sleeps); the wall clock 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -16,6 +17,8 @@ import pytest
 from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import FIELDS, Dataset, load_dataset, parse_csv
 from supervisor.errors import DatasetError
+from supervisor.evaluation.ledger import FraudSent
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.profile.stream import (
     DUPLICATE,
     LABEL,
@@ -23,8 +26,9 @@ from supervisor.profile.stream import (
     REORDERED,
     Outgoing,
     ProfileStream,
-    check_scenarios,
 )
+from supervisor.sinks.contract import Headers
+from supervisor.telemetry.stats import ProfileStats
 
 WALL_START = 1_790_000_000.0  # 2026-09-22: a fixed "now" for the stream's wall clock
 HEADERS = [("profile", b"p"), ("instance", b"i")]
@@ -36,11 +40,18 @@ def dataset() -> Dataset:
 
 
 def stream_of(
-    dataset: Dataset, seed: int = 1, *, wall_start: float = WALL_START, **settings: Any
+    dataset: Dataset,
+    seed: int = 1,
+    *,
+    wall_start: float = WALL_START,
+    headers: Headers = HEADERS,
+    headers_mode: str = "all",
+    **settings: Any,
 ) -> ProfileStream:
-    """A stream started at `wall_start`, its wall clock frozen 1000 s later."""
+    """A stream started at `wall_start`, its wall clock frozen 1000 s later; `headers` are the
+    profile's own (the runner's: None with `headers: none`), `headers_mode` its `headers:`."""
     profile = ProfileSettings.model_validate(
-        {"interval_s": 1, "min_records": 5, "max_records": 15, **settings}
+        {"interval_s": 1, "min_records": 5, "max_records": 15, "headers": headers_mode, **settings}
     )
     return ProfileStream(
         "p",
@@ -48,7 +59,7 @@ def stream_of(
         dataset,
         random.Random(seed),
         topic="tx",
-        headers=HEADERS,
+        headers=headers,
         wall_start_s=wall_start,
         wall_clock=lambda: wall_start + 1000.0,
     )
@@ -258,6 +269,51 @@ def test_a_seed_repeats_the_whole_sequence_but_wall_clock_timestamps(dataset: Da
     assert sequence(8, WALL_START) != first
 
 
+FRAUD_STREAM: dict[str, Any] = {
+    "id": "fresh",
+    "key": "id",
+    "duplicates": {"fraction": 0.05, "max_delay_s": 1},
+    "scenario": {"kind": "card-testing", "probability": 0.2, "window_s": 5},
+    "labels": {"topic": "labels", "delay_s": 3},
+}
+
+
+@pytest.mark.parametrize("mode", ["profile", "none"])
+def test_the_headers_setting_changes_the_headers_and_nothing_else(
+    dataset: Dataset, mode: str
+) -> None:
+    def messages(mode: str) -> list[Outgoing]:
+        own = None if mode == "none" else HEADERS  # as the runner passes them
+        return run(stream_of(dataset, 3, headers=own, headers_mode=mode, **FRAUD_STREAM), 60)
+
+    def bare(m: Outgoing) -> Outgoing:
+        label = None if m.label is None else (m.label[0], m.label[1]._replace(headers=None))
+        return m._replace(headers=None, label=label)
+
+    tagged, chosen = messages("all"), messages(mode)
+    assert [bare(m) for m in chosen] == [bare(m) for m in tagged]
+    assert any(m.scenario for m in chosen)
+    assert any(m.tally == (LABEL,) for m in chosen)
+    # Fraud events, plain events and labels alike: the profile's own headers, or none.
+    assert {str(m.headers) for m in chosen} == {str(None if mode == "none" else HEADERS)}
+
+
+@pytest.mark.parametrize("mode", ["all", "none"])
+def test_an_evaluated_run_records_fraud_occurrences_without_reading_headers(
+    dataset: Dataset, mode: str
+) -> None:
+    own = None if mode == "none" else HEADERS
+    stream = stream_of(dataset, 3, headers=own, headers_mode=mode, **FRAUD_STREAM)
+    out = [m for m in run(stream, 60) if m.tally != (LABEL,)]
+    fraud: list[FraudSent] = []
+    stream.produced(out, (), ProfileStats("p"), None, fraud)
+    events = [m for m in out if m.scenario is not None and DUPLICATE not in m.tally]
+    assert fraud
+    assert [f.occurrence for f in fraud] == [m.occurrence for m in events]
+    if mode == "all":  # the same occurrence as the header says
+        assert [f.occurrence for f in fraud] == [dict(m.headers)["scenario_id"] for m in events]
+
+
 @pytest.mark.parametrize("mode", ["keep", "shift", "now"])
 def test_an_occurrence_is_as_compact_in_event_time_as_on_the_run_clock(
     dataset: Dataset, mode: str
@@ -323,3 +379,69 @@ def test_event_times_near_the_edges_but_inside_them_are_fine() -> None:
         }
     )
     check_scenarios(config, dataset_at("1970-01-01T02:00:00", "9999-12-01T00:00:00"))
+
+
+# -- the seeded sequence, byte for byte -----------------------------------------------------------
+
+SHAPED_STREAMS: dict[str, dict[str, Any]] = {
+    # benchmarks/throughput.py's two stream-path series, at 1 s ticks of 5-15 events.
+    "card-testing": {
+        "id": "fresh",
+        "timestamp": "now",
+        "kafka_timestamp": "event",
+        "key": "id",
+        "scenario": {
+            "kind": "card-testing",
+            "every_s": 4,
+            "min_attempts": 10,
+            "max_attempts": 40,
+            "min_amount": 0.5,
+            "max_amount": 2.0,
+            "window_s": 3,
+        },
+        "labels": {"topic": "labels", "delay_s": 2, "jitter_s": 1},
+    },
+    "event-time": {
+        "id": "fresh",
+        "timestamp": "now",
+        "kafka_timestamp": "event",
+        "late": {"fraction": 0.05, "max_delay_s": 60},
+        "out_of_order": {"fraction": 0.05, "max_delay_s": 5},
+        "duplicates": {"fraction": 0.01, "max_delay_s": 3},
+    },
+    "shifted": {
+        "timestamp": "shift",
+        "key": "merchant",
+        "late": {"fraction": 0.1, "max_delay_s": 600},
+        "duplicates": {"fraction": 0.05},
+        "scenario": {"kind": "velocity", "probability": 0.2},
+        "labels": {"topic": "labels", "delay_s": 1},
+    },
+    "compromise": {
+        "id": "fresh",
+        "kafka_timestamp": "event",
+        "scenario": {"kind": "merchant-compromise", "every_s": 20, "duration_s": 10},
+    },
+}
+SHAPED_GOLDEN: dict[str, str] = {
+    "card-testing": "b54a30650fbe6d4f224ddbaa9daa1ac5b5fe37ac461ef69f2ca2a3a9eaec4148",
+    "event-time": "68fd27daa0ffd751a09130f28e0462379cf607a44e823d5f634508b2d4969774",
+    "shifted": "9ff254ac2de8ea173dae0e6fd1253beb50004412e4bc67642d0743a0cf3cb974",
+    "compromise": "ba8cc346780feae303e868d2634a094b1488742db831c4d1ff33d965d6e6f4a9",
+}
+"""sha256 of each stream's messages over 300 ticks (`_digest`), as the stream path made them
+before its per-message loop was reworked for speed (issue 14): the rework must not move a byte."""
+
+
+def _digest(stream: ProfileStream) -> str:
+    """Every field of every message, labels included, in send order."""
+    digest = hashlib.sha256()
+    for m in run(stream, 300):
+        label = None if m.label is None else (round(m.label[0], 9), tuple(m.label[1]))
+        digest.update(repr((*m[:8], label)).encode())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("kind", list(SHAPED_STREAMS))
+def test_a_seeded_shaped_stream_is_the_same_byte_for_byte(dataset: Dataset, kind: str) -> None:
+    assert _digest(stream_of(dataset, 5, **SHAPED_STREAMS[kind])) == SHAPED_GOLDEN[kind]

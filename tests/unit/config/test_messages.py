@@ -53,7 +53,11 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
             "profiles.high.intervl_s: unknown key — did you mean 'interval_s'? (expected one of:"
             " interval_s, min_records, max_records, topic, seed, key, id, timestamp,"
             " kafka_timestamp, schedule, late, out_of_order, duplicates, scenario, labels, format,"
-            " preset)",
+            " headers, preset)",
+        ),
+        (
+            "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 2, headers: fraud}\n",
+            "profiles.p.headers: must be 'all', 'profile' or 'none' (got 'fraud')",
         ),
         (
             MINIMAL + "kafak: {}\n",

@@ -90,6 +90,7 @@ def test_stats_line_of_a_plain_profile() -> None:
         "produced_per_s": 10.0,
         "delivered_per_s": 9.0,
         "batches_per_s": 1.0,
+        "publish_delay_p99_ms": None,
         "latency_p50_ms": 500.0,
         "latency_p99_ms": 500.0,
     }

@@ -104,6 +104,26 @@ def test_in_flight_never_goes_negative_while_writers_race(
     )
 
 
+def test_publish_delay_histogram_counts_every_message_of_a_batch(
+    telemetry: Telemetry, server: MetricsServer
+) -> None:
+    stats = ProfileStats("high")
+    stats.publish_delay.observe_many(0.003, 1000)
+    stats.publish_delay.observe_many(0.5, 10)
+    telemetry.watch({"high": stats})
+
+    metrics = scrape(server)
+    base = labels(profile="high", instance_id="pod-1")
+    assert metrics[("streaming_producer_publish_delay_seconds_count", base)] == 1010
+    assert metrics[("streaming_producer_publish_delay_seconds_sum", base)] == pytest.approx(8.0)
+    le = {
+        float(dict(lbls)["le"]): value
+        for (name, lbls), value in metrics.items()
+        if name == "streaming_producer_publish_delay_seconds_bucket"
+    }
+    assert le[max(b for b in le if b < 0.5)] == 1000
+
+
 def test_latency_histogram_matches_the_stats_histogram(
     telemetry: Telemetry, server: MetricsServer
 ) -> None:

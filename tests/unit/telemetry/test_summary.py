@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from supervisor.telemetry.stats import DeliveryStats, ProfileStats
 from supervisor.telemetry.summary import RunSummary
 
@@ -33,6 +35,7 @@ def test_the_document_has_the_elapsed_time_profiles_and_total() -> None:
         "behind_schedule",
         "restarts",
         "elapsed_s",
+        "publish_delay_ms",
         "latency_ms",
         "tick_lateness_ms",
         "late",
@@ -47,6 +50,23 @@ def test_the_document_has_the_elapsed_time_profiles_and_total() -> None:
     assert (total["produced"], total["fraud_events"], total["labels"]["delivered"]) == (7, 2, 2)
     assert "scenarios" not in total
     assert "latency_ms" not in total
+    assert "publish_delay_ms" not in total
+
+
+def test_publish_delay_and_latency_are_apart_with_p50_p95_p99_and_max() -> None:
+    a = delivered("a", 200)
+    a.publish_delay.observe_many(0.002, 150)  # a batch produced 2 ms after its deadline
+    a.publish_delay.observe_many(0.4, 50)  # and one that waited for the producer's queue
+    for _ in range(200):
+        a.latency.observe(0.02)
+    entry = RunSummary.of([a], elapsed_s=1.0, now=1.0).as_dict()["profiles"]["a"]
+    delay, latency = entry["publish_delay_ms"], entry["latency_ms"]
+    assert list(delay) == list(latency) == ["p50", "p95", "p99", "max"]
+    assert 2.0 <= delay["p50"] <= 2.6  # a bucket's upper bound: 10 buckets a decade
+    assert delay["p95"] == delay["p99"] == delay["max"] == 400.0
+    assert latency["p50"] == latency["max"] == 20.0
+    assert a.publish_delay.count == 200
+    assert a.publish_delay.sum == pytest.approx(0.002 * 150 + 0.4 * 50)
 
 
 def test_the_document_is_a_copy() -> None:
