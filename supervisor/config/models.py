@@ -389,12 +389,6 @@ class Config(BaseModel):
     def _check_formats(self) -> Config:
         formats: dict[str, tuple[str, str]] = {}  # topic -> (format, profile)
         for name, profile in self.profiles.items():
-            if profile.format != "json" and self.dataset.extra_columns == "keep":
-                raise ValueError(
-                    f"profiles.{name}: format {profile.format} sends the seven fields only; kept"
-                    " extra columns (dataset.extra_columns: keep) go out with format: json"
-                    " (use json for this profile, or drop the extra columns)"
-                )
             if profile.format != "json" and self.schema_registry is None:
                 raise ValueError(
                     f"profiles.{name}: format {profile.format} needs a 'schema_registry' section"

@@ -62,9 +62,9 @@ class Layout(Protocol):
 
 
 def layout_of(format: str, columns: Sequence[Column] = ()) -> Layout:
-    """The layout of a non-JSON format, its schemas extended with the dataset's extra `columns`
-    (name, type) after the seven fields. Rows are serialized from their JSON values, so a kept
-    column in a value reaches the message once its column is given here; today none is."""
+    """The layout of a non-JSON format, its schemas extended with the dataset's kept extra
+    `columns` (name, type) after the seven fields (rows are serialized from their JSON values,
+    which carry them)."""
     layouts: dict[str, Callable[[Sequence[Column]], Layout]] = {
         "avro": AvroLayout,
         "protobuf": ProtobufLayout,
@@ -124,7 +124,8 @@ class Encodings:
         self._settings = settings
         self._dry_run = dry_run
         self._client: SchemaRegistryClient | None = None
-        self._topics: dict[tuple[str, str], _Topic] = {}
+        self._topics: dict[tuple[str, str, tuple[Column, ...]], _Topic] = {}
+        """By format, topic and the dataset's kept columns (which extend the schema)."""
 
     def prepare(self, config: Config, dataset: Dataset) -> list[dict[str, object]]:
         """Register or look up every schema `config` needs and serialize `dataset` for it
@@ -134,11 +135,11 @@ class Encodings:
             if settings.format == "json":
                 continue
             name = settings.topic or config.kafka.topic
-            topic = self._topic(settings.format, name, labels=False)
+            topic = self._topic(settings.format, name, _columns(dataset), labels=False)
             framed = self._framed(topic, dataset)
             ready[settings.format, name] = _ready(name, settings.format, "events", framed.prefix)
             if settings.labels is not None:
-                labels = self._topic(settings.format, settings.labels.topic, labels=True)
+                labels = self._topic(settings.format, settings.labels.topic, (), labels=True)
                 label = _call(labels, "label", labels.encode_label, _LABEL_PROBE)
                 ready[settings.format, labels.topic] = _ready(
                     labels.topic, settings.format, "label", label
@@ -149,10 +150,10 @@ class Encodings:
         """The wire of a profile writing `topic` from `dataset` (prepared beforehand)."""
         if settings.format == "json":
             return JsonWire(dataset)
-        events = self._topics[settings.format, topic]
+        events = self._topics[settings.format, topic, _columns(dataset)]
         encode_label = None
         if settings.labels is not None:
-            encode_label = self._topics[settings.format, settings.labels.topic].encode_label
+            encode_label = self._topics[settings.format, settings.labels.topic, ()].encode_label
         return FramedWire(
             settings.format,
             dataset,
@@ -163,7 +164,7 @@ class Encodings:
 
     def decoder(self, topic: str) -> Callable[[bytes], bytes] | None:
         """For a dry run: the values of `topic` back as compact JSON (None: they are JSON)."""
-        for (_, name), prepared in self._topics.items():
+        for (_, name, _), prepared in self._topics.items():
             if name == topic:
                 decode, ctx = prepared.decode, prepared.ctx
                 return lambda value: _dumps(decode(value, ctx))
@@ -173,17 +174,19 @@ class Encodings:
         if self._client is not None:
             self._client.close()
 
-    def _topic(self, format: str, topic: str, *, labels: bool) -> _Topic:
-        prepared = self._topics.get((format, topic))
+    def _topic(
+        self, format: str, topic: str, columns: tuple[Column, ...], *, labels: bool
+    ) -> _Topic:
+        prepared = self._topics.get((format, topic, columns))
         if prepared is None:
             assert self._settings is not None  # the config requires it for a non-JSON format
             url = DRY_RUN_REGISTRY if self._dry_run else self._settings.url
             shown = DRY_RUN_REGISTRY if self._dry_run else self._settings.shown_url
             if self._client is None:
                 self._client = client_for(self._settings, url=url)
-            layout = layout_of(format)
+            layout = layout_of(format, columns)
             prepared = _Topic(layout, self._client, self._settings, topic, shown, labels=labels)
-            self._topics[format, topic] = prepared
+            self._topics[format, topic, columns] = prepared
         return prepared
 
     def _framed(self, topic: _Topic, dataset: Dataset) -> FramedValues:
@@ -203,6 +206,11 @@ _LABEL_PROBE: Final = {
     "scenario": "probe",
     "scenario_id": "probe",
 }
+
+
+def _columns(dataset: Dataset) -> tuple[Column, ...]:
+    """The dataset's kept extra columns, as the schemas add them."""
+    return tuple(dataset.columns.items())
 
 
 def _ready(topic: str, format: str, schema: str, framed: bytes) -> dict[str, object]:

@@ -46,6 +46,9 @@ LABEL_FIELDS: Final = (
     ("scenario", _F.TYPE_STRING),
     ("scenario_id", _F.TYPE_STRING),
 )
+LABEL_OPTIONAL_FIELDS: Final = (("entity", _F.TYPE_STRING), ("entity_id", _F.TYPE_STRING))
+"""The label's fields that may be absent (`optional`: a dataset without an entity, an empty
+cell)."""
 _COLUMN_TYPES: Final = {
     "string": _F.TYPE_STRING,
     "int": _F.TYPE_INT64,
@@ -56,31 +59,41 @@ _TIMESTAMP_TAG: Final = 4 << 3 | 2
 
 
 def file_descriptor(
-    file_name: str, message: str, fields: Sequence[tuple[str, int]]
+    file_name: str,
+    message: str,
+    fields: Sequence[tuple[str, int]],
+    optional: Sequence[tuple[str, int]] = (),
 ) -> descriptor_pb2.FileDescriptorProto:
-    """A proto3 file of one message whose fields are numbered 1, 2, ... in order."""
+    """A proto3 file of one message whose fields are numbered 1, 2, ... in order: `fields`, then
+    `optional` ones (proto3 `optional`: present or absent, as protoc describes them, each in a
+    synthetic oneof of its own)."""
     proto = descriptor_pb2.FileDescriptorProto(name=file_name, package=PACKAGE, syntax="proto3")
     body = proto.message_type.add(name=message)
-    for number, (name, kind) in enumerate(fields, start=1):
-        body.field.add(
+    for number, (name, kind) in enumerate((*fields, *optional), start=1):
+        field = body.field.add(
             name=name,
             number=number,
             type=cast(Any, kind),
             label=_F.LABEL_OPTIONAL,
             json_name=_json_name(name),
         )
+        if number > len(fields):
+            field.proto3_optional = True
+            field.oneof_index = len(body.oneof_decl)
+            body.oneof_decl.add(name=f"_{name}")
     return proto
 
 
 def transaction_file(columns: Sequence[Column] = ()) -> descriptor_pb2.FileDescriptorProto:
-    """schemas/transaction.proto, with `columns` as fields 8, 9, ..."""
+    """schemas/transaction.proto, with `columns` as `optional` fields 8, 9, ... (an empty cell is
+    an absent field)."""
     extra = [(name, _COLUMN_TYPES[kind]) for name, kind in columns]
-    return file_descriptor("transaction.proto", "Transaction", [*TRANSACTION_FIELDS, *extra])
+    return file_descriptor("transaction.proto", "Transaction", TRANSACTION_FIELDS, extra)
 
 
 def label_file() -> descriptor_pb2.FileDescriptorProto:
     """schemas/label.proto."""
-    return file_descriptor("label.proto", "Label", LABEL_FIELDS)
+    return file_descriptor("label.proto", "Label", LABEL_FIELDS, LABEL_OPTIONAL_FIELDS)
 
 
 def message_class(proto: descriptor_pb2.FileDescriptorProto) -> type[Message]:
@@ -114,10 +127,11 @@ class ProtobufLayout:
         return cast(Serialize, ProtobufSerializer(self.label_message, client, conf=conf))
 
     def record(self, fields: dict[str, Any]) -> object:
-        return self.message(**fields)
+        # A kept column's null is an absent optional field (None is not a value in Protobuf).
+        return self.message(**{k: v for k, v in fields.items() if v is not None})
 
     def label_record(self, fields: dict[str, Any]) -> object:
-        return self.label_message(**fields)
+        return self.label_message(**{k: v for k, v in fields.items() if v is not None})
 
     @staticmethod
     def ts_span(value: bytes, id_end: int) -> tuple[int, int]:

@@ -2,8 +2,8 @@
 
 The send paths ask a `Wire` for values: a dataset row's value as is, or with a fresh id and/or a
 new timestamp spliced in (`splice_batch` per batch on the fast path, `splice` per message in a
-shaped stream), or re-serialized with another amount (`with_amount`: amount-outlier fraud, rare);
-and for the value of a fraud event's label (`label`).
+shaped stream), or with other fields changed (`rewritten`: an amount-outlier's amount, a fraud
+event's card; rare); and for the value of a fraud event's label (`label`).
 
 `JsonWire` is the codec's own layout (`supervisor.dataset.codec`, today's messages byte for
 byte). `FramedWire` holds values in a Confluent wire format, serialized once per row at load by
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from supervisor.dataset import Dataset, codec
@@ -45,8 +45,11 @@ class Wire(Protocol):
         """One row's value with its id and/or timestamp text replaced (None keeps the row's)."""
         ...
 
-    def with_amount(self, row: int, id_: bytes | None, ts: bytes | None, amount: bytes) -> bytes:
-        """`splice`, and the amount replaced by `amount` (a JSON number as text)."""
+    def rewritten(
+        self, row: int, id_: bytes | None, ts: bytes | None, changes: Mapping[str, bytes]
+    ) -> bytes:
+        """`splice`, and each field of `changes` (the amount, a kept column) replaced by its JSON
+        literal (`b"98765.43"`, `b'"card-000042"'`, `b"null"`)."""
         ...
 
     def id_of(self, value: bytes) -> bytes:
@@ -76,8 +79,13 @@ class JsonWire:
         spans = self._spans
         return codec.splice(self._values[row], spans[2 * row], spans[2 * row + 1], id_, ts)
 
-    def with_amount(self, row: int, id_: bytes | None, ts: bytes | None, amount: bytes) -> bytes:
-        return codec.with_amount(self.splice(row, id_, ts), amount)
+    def rewritten(
+        self, row: int, id_: bytes | None, ts: bytes | None, changes: Mapping[str, bytes]
+    ) -> bytes:
+        value = self.splice(row, id_, ts)
+        for field, literal in changes.items():
+            value = codec.with_field(value, field, literal)
+        return value
 
     def id_of(self, value: bytes) -> bytes:
         return codec.id_of(value)
@@ -135,15 +143,21 @@ class FramedWire:
             value = self._prefix + id_ + value[self._id_end :]
         return value
 
-    def with_amount(self, row: int, id_: bytes | None, ts: bytes | None, amount: bytes) -> bytes:
-        # A double is fixed width in Avro and Protobuf, but Protobuf leaves out a zero and JSON
-        # numbers vary: the message is serialized again from its fields (a fraud event, rare).
+    def rewritten(
+        self, row: int, id_: bytes | None, ts: bytes | None, changes: Mapping[str, bytes]
+    ) -> bytes:
+        # A double is fixed width in Avro and Protobuf, but Protobuf leaves out a zero, JSON
+        # numbers vary and a card is text: the message is serialized again from its fields (a
+        # fraud event, rare).
         fields = json.loads(self._dataset.values[row])
         if id_ is not None:
             fields["id"] = id_.decode()
         if ts is not None:
             fields["timestamp"] = ts.decode()
-        fields["amount"] = float(amount)
+        for field, literal in changes.items():
+            fields[field] = json.loads(literal)
+        if "amount" in changes:
+            fields["amount"] = float(fields["amount"])
         return self._reencode(fields)
 
     def id_of(self, value: bytes) -> bytes:

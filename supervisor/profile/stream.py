@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Final, NamedTuple
 
 from supervisor.config import Labels, ProfileSettings
 from supervisor.dataset import Dataset
-from supervisor.dataset.codec import epoch_ms, field_literal, field_text, iso_timestamp, with_field
+from supervisor.dataset.codec import epoch_ms, iso_timestamp
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
 from supervisor.formats.wire import JsonWire, Wire
@@ -106,6 +107,8 @@ class ProfileStream:
         settings = self._settings
         self._dataset = dataset
         self._entity = self._tags.entity = dataset.entity
+        # Each row's entity (its card) as text, for the labels: computed once per dataset.
+        self._entity_ids = None if dataset.entity is None else dataset.key_column(dataset.entity)
         self._wire = wire = JsonWire(dataset) if wire is None else wire
         self._tags.wire = wire
         self.id_start = wire.id_start
@@ -274,7 +277,9 @@ class ProfileStream:
                 occurrence = fraud[1]
                 headers = self._tags.headers(occurrence)
                 scenario, occurrence_id = occurrence.kind, occurrence.id
-                label = self._tags.label(at_s, value, occurrence, draws.label_delay.get(j))
+                label = self._tags.label(
+                    at_s, value, occurrence, self._entity_of(row), draws.label_delay.get(j)
+                )
             key = _key_of(key_field, keys, row, new_id, ts)
             out[j] = new(
                 Outgoing,
@@ -353,6 +358,11 @@ class ProfileStream:
         out += built[previous:]
         return out
 
+    def _entity_of(self, row: int) -> bytes | None:
+        """The entity (card) of `row` as text, None without an entity or for an empty cell."""
+        ids = self._entity_ids
+        return None if ids is None else ids[row] or None
+
     def _row_epoch(self, row: int) -> float:
         epochs = self._epochs
         return 0.0 if epochs is None else epochs[row] + self._shift
@@ -376,16 +386,21 @@ class ProfileStream:
             epoch = start + (event.at_s - occurrence.start_s)
             ts = iso_timestamp(epoch)
             new_id = ids[36 * k : 36 * k + 36]
-            if event.amount is None:
-                value = self._wire.splice(row, new_id, ts)
-            else:  # re-serialized in a binary format (see Wire.with_amount)
-                value = self._wire.with_amount(row, new_id, ts, event.amount)
-            if event.entity is not None:  # kept columns, and so entities, are JSON only
+            changes: dict[str, bytes] = {}
+            if event.amount is not None:
+                changes["amount"] = event.amount
+            entity_id = self._entity_of(row)
+            if event.entity is not None:  # another card than the row's
                 assert self._entity is not None
-                value = with_field(value, self._entity, event.entity)
+                changes[self._entity] = event.entity
+                entity_id = _text_of(event.entity)
+            if changes:  # re-serialized in a binary format (see Wire.rewritten)
+                value = self._wire.rewritten(row, new_id, ts, changes)
+            else:
+                value = self._wire.splice(row, new_id, ts)
             key = _key_of(self._key, self._keys, row, new_id, ts)
-            if self._key == "amount" and event.amount is not None:
-                key = event.amount
+            if self._key in changes:
+                key = _text_of(changes[self._key]) or b""
             message = Outgoing(
                 self._topic,
                 value,
@@ -394,7 +409,7 @@ class ProfileStream:
                 epoch_ms(epoch) if self._event_ts else 0,
                 scenario=occurrence.kind,
                 occurrence=occurrence.id,
-                label=self._tags.label(event.at_s, value, occurrence),
+                label=self._tags.label(event.at_s, value, occurrence, entity_id),
             )
             self.schedule(event.at_s, message)
 
@@ -452,10 +467,16 @@ class _FraudTags:
         return headers
 
     def label(
-        self, at_s: float, value: bytes, occurrence: Occurrence, delay_s: float | None = None
+        self,
+        at_s: float,
+        value: bytes,
+        occurrence: Occurrence,
+        entity_id: bytes | None,
+        delay_s: float | None = None,
     ) -> tuple[float, Outgoing] | None:
-        """The label of the fraud event `value` due at run time `at_s`, and when it is due:
-        `delay_s` after it, drawn here unless given (drawn already, in the tick's order)."""
+        """The label of the fraud event `value` (of entity `entity_id`) due at run time `at_s`,
+        and when it is due: `delay_s` after it, drawn here unless given (drawn already, in the
+        tick's order)."""
         labels = self._labels
         if labels is None:
             return None
@@ -468,12 +489,9 @@ class _FraudTags:
             "scenario": occurrence.kind,
             "scenario_id": occurrence.id.decode(),
         }
-        if self.entity is not None:  # JSON only (kept columns are)
+        if self.entity is not None:
             fields["entity"] = self.entity
-            card = field_literal(value, self.entity)
-            fields["entity_id"] = (
-                None if card == b"null" else field_text(value, self.entity).decode()
-            )
+            fields["entity_id"] = None if entity_id is None else entity_id.decode()
         label = wire.label(fields)
         delay = delay_s
         if delay is None:
@@ -513,6 +531,14 @@ def _account(
                 fraud.append(FraudSent(id_of(messages[i].value), scenario, occurrence))
         if label is not None:
             schedule(*label)
+
+
+def _text_of(literal: bytes) -> bytes | None:
+    """The text of a JSON literal (a string unquoted), None for `null`."""
+    decoded = json.loads(literal)
+    if decoded is None:
+        return None
+    return (decoded if isinstance(decoded, str) else literal.decode()).encode()
 
 
 def _key_of(

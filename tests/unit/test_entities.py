@@ -18,6 +18,7 @@ from supervisor.dataset import FIELDS, Dataset, Reading, parse_csv
 from supervisor.dataset.synth import generate, header
 from supervisor.errors import DatasetError
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
+from tests.unit.formats.test_formats import official_decode, prepared
 from tests.unit.test_stream import run, stream_of
 
 _SCENARIO = TypeAdapter[Scenario](Scenario)
@@ -174,3 +175,37 @@ def test_compromise_follow_ups_are_labelled_but_not_counted_as_occurrences(
     assert any(len(merchants) > 1 for merchants in merchants_by_card.values())
     occurrences = stream.occurrences["merchant-compromise"]
     assert occurrences == len({label["scenario_id"] for label in labels.values()})
+
+
+@pytest.mark.parametrize("format", ["avro", "protobuf", "json-schema"])
+def test_card_testing_per_card_in_a_schema_registry_format(format: str, dataset: Dataset) -> None:
+    """The schema carries the kept columns; each fraud event decodes with its card and its label
+    (the label schema's `entity`, `entity_id`) names it."""
+    encodings, wire = prepared(format, dataset)
+    stream = stream_of(
+        dataset,
+        id="fresh",
+        wire=wire,
+        scenario={"kind": "card-testing", "every_s": 3, "min_attempts": 3, "max_attempts": 5},
+        labels={"topic": "tx-labels", "delay_s": 1},
+    )
+    out = run(stream, 30)
+    events = {}
+    for message in out:
+        if message.scenario is not None:
+            event = official_decode(encodings, format, message.value)
+            events[event["id"]] = event
+    labels = [
+        official_decode(encodings, format, m.value, topic="tx-labels")
+        for m in out
+        if m.topic == "tx-labels"
+    ]
+    assert events
+    assert len(labels) == len(events)
+    by_occurrence: dict[str, set[str]] = defaultdict(set)
+    for label in labels:
+        assert label["entity"] == "card_id"
+        assert label["entity_id"] == events[label["id"]]["card_id"]
+        by_occurrence[label["scenario_id"]].add(label["entity_id"])
+    assert all(len(cards) == 1 for cards in by_occurrence.values())
+    assert len({card for cards in by_occurrence.values() for card in cards}) > 1

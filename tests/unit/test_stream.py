@@ -18,6 +18,7 @@ from supervisor.config import Config, ProfileSettings
 from supervisor.dataset import FIELDS, Dataset, load_dataset, parse_csv
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
+from supervisor.formats.wire import Wire
 from supervisor.profile.feasibility import check_scenarios
 from supervisor.profile.stream import (
     DUPLICATE,
@@ -46,6 +47,7 @@ def stream_of(
     wall_start: float = WALL_START,
     headers: Headers = HEADERS,
     headers_mode: str = "all",
+    wire: Wire | None = None,
     **settings: Any,
 ) -> ProfileStream:
     """A stream started at `wall_start`, its wall clock frozen 1000 s later; `headers` are the
@@ -62,6 +64,7 @@ def stream_of(
         headers=headers,
         wall_start_s=wall_start,
         wall_clock=lambda: wall_start + 1000.0,
+        wire=wire,
     )
 
 

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from supervisor.config import Config
-from supervisor.dataset import Dataset, parse_csv
+from supervisor.dataset import Dataset, Reading, parse_csv
 from supervisor.errors import ExitCode, RegistryError
 from supervisor.formats.encodings import Encodings, layout_of
 from supervisor.formats.registry import serializer_conf
@@ -121,7 +121,7 @@ def test_fresh_ids_and_now_are_spliced_into_decodable_values(format: str, datase
 def test_an_amount_rewrite_is_serialized_again(format: str, dataset: Dataset) -> None:
     encodings, wire = prepared(format, dataset)
     new_id = str(uuid.UUID(int=99)).encode()
-    value = wire.with_amount(1, new_id, NOW, b"98765.43")
+    value = wire.rewritten(1, new_id, NOW, {"amount": b"98765.43"})
     expected = {**row_fields(dataset, 1), "id": new_id.decode(), "timestamp": NOW.decode()}
     assert official_decode(encodings, format, value) == {**expected, "amount": 98765.43}
 
@@ -129,9 +129,23 @@ def test_an_amount_rewrite_is_serialized_again(format: str, dataset: Dataset) ->
 @pytest.mark.parametrize("format", FORMATS)
 def test_labels_have_their_own_schema_and_decode(format: str, dataset: Dataset) -> None:
     encodings, wire = prepared(format, dataset)
-    fields = {"id": str(uuid.UUID(int=5)), "label": "fraud", "scenario": "x", "scenario_id": "y"}
-    value = wire.label(fields)
-    assert official_decode(encodings, format, value, topic="tx-labels") == fields
+    fields: dict[str, str | None] = {
+        "id": str(uuid.UUID(int=5)),
+        "label": "fraud",
+        "scenario": "x",
+        "scenario_id": "y",
+    }
+    decoded = official_decode(encodings, format, wire.label(fields), topic="tx-labels")
+    # Without an entity: absent (Protobuf, JSON Schema) or null (Avro's union default).
+    assert {k: v for k, v in decoded.items() if v is not None} == fields
+    assert set(decoded) - set(fields) <= {"entity", "entity_id"}
+    # With one: the card, or its empty cell (null; absent in Protobuf).
+    carded = {**fields, "entity": "card_id", "entity_id": "card-000042"}
+    assert official_decode(encodings, format, wire.label(carded), topic="tx-labels") == carded
+    blank = {**fields, "entity": "card_id", "entity_id": None}
+    decoded = official_decode(encodings, format, wire.label(blank), topic="tx-labels")
+    assert decoded.get("entity_id") is None
+    assert decoded["entity"] == "card_id"
 
 
 def test_avro_values_decode_with_schemas_transaction_avsc(dataset: Dataset) -> None:
@@ -276,3 +290,58 @@ def test_use_schema_id_writes_with_that_registered_schema(dataset: Dataset) -> N
     value = chosen.wire(config.profiles["p"], "tx", dataset).splice(2, None, NOW)
     assert value == wire.splice(2, None, NOW)
     assert value[1:5] == (1).to_bytes(4, "big")
+
+
+KEPT = Reading(
+    extra_columns="keep", types={"mcc": "int", "score": "float", "vip": "bool"}, entity="card_id"
+)
+KEPT_CSV = (
+    "id,description,amount,timestamp,merchant,operation_type,side,card_id,mcc,score,vip\n"
+    f"{uuid.UUID(int=1)},Coffee,3.50,2026-01-11T10:00:00,Café,debit,outgoing,card-1,5411,0.25,true\n"
+    f"{uuid.UUID(int=2)},Refund,0,2026-01-11T10:00:01,Shop,credit,incoming,,,,\n"
+    f"{uuid.UUID(int=3)},Tea,1e3,2026-01-11,M,debit,outgoing,card-3,-1,1e-3,false\n"
+)
+
+
+@pytest.fixture
+def kept() -> Dataset:
+    return parse_csv(KEPT_CSV.encode(), source="kept.csv", reading=KEPT)
+
+
+def decoded_row(encodings: Encodings, format: str, value: bytes) -> dict[str, Any]:
+    """A value read back, as JSON would carry it: Protobuf's absent optional fields (a kept
+    column's empty cell) as null, its int64 (text in proto JSON) as a number."""
+    decoded: dict[str, Any] = official_decode(encodings, format, value)
+    if format == "protobuf":
+        decoded = {**dict.fromkeys(KEPT.types), "card_id": None, **decoded}
+        if decoded["mcc"] is not None:
+            decoded["mcc"] = int(decoded["mcc"])
+    return decoded
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_kept_columns_go_out_in_every_format_typed_and_null_when_empty(
+    format: str, kept: Dataset
+) -> None:
+    encodings, wire = prepared(format, kept)
+    for row in range(len(kept)):
+        assert decoded_row(encodings, format, wire.splice(row, None, None)) == row_fields(kept, row)
+    second = decoded_row(encodings, format, wire.splice(1, None, NOW))
+    assert [second[c] for c in ("card_id", "mcc", "score", "vip")] == [None] * 4
+    assert decoded_row(encodings, format, wire.splice(0, None, None))["vip"] is True
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_fraud_event_on_another_card_is_serialized_again_with_it(
+    format: str, kept: Dataset
+) -> None:
+    encodings, wire = prepared(format, kept)
+    new_id = str(uuid.UUID(int=77)).encode()
+    value = wire.rewritten(2, new_id, NOW, {"card_id": b'"card-999"', "amount": b"0.01"})
+    expected = {**row_fields(kept, 2), "id": new_id.decode(), "timestamp": NOW.decode()}
+    assert decoded_row(encodings, format, value) == {
+        **expected,
+        "card_id": "card-999",
+        "amount": 0.01,
+    }
+    assert wire.id_of(value) == new_id
