@@ -165,25 +165,10 @@ class ScenarioPlanner:
         merchant = (
             scenario.merchant if isinstance(scenario, CardTesting | MerchantCompromise) else None
         )
-        self._fixed_merchant = None if merchant is None else self._merchant_index(merchant, dataset)
-        per = scenario.per if isinstance(scenario, CardTesting) else None
-        if per == "entity" and dataset.entity is None:
-            raise DatasetError(
-                f"scenario.per: entity needs an entity column, and dataset {dataset.source} has"
-                " none — set dataset.entity (e.g. card_id, with extra_columns: keep) or per:"
-                " merchant"
-            )
-        # The entity's cards: one per occurrence of card-testing per entity and of velocity, and
-        # those a compromised merchant saw. None: the scenario acts on rows and merchants alone.
-        self._cards = (
-            Cards(dataset.entity, dataset.values, self._rows, rng)
-            if dataset.entity is not None
-            and (
-                isinstance(scenario, Velocity | MerchantCompromise)
-                or (isinstance(scenario, CardTesting) and per != "merchant")
-            )
-            else None
+        self._fixed_merchant = (
+            None if merchant is None else _merchant_index(self._merchants, merchant, dataset)
         )
+        self._cards = _cards_of(scenario, dataset, self._rows, rng)
         self._p99 = (
             dataset.derived(
                 "p99",
@@ -372,24 +357,50 @@ class ScenarioPlanner:
         block = range(self._bounds[merchant], self._bounds[merchant + 1])
         return [rows[position] for position in self._rng.choices(block, k=count)]
 
-    def _merchant_index(self, name: str, dataset: Dataset) -> int:
-        try:
-            return self._merchants.index(name)
-        except ValueError:
-            pass
-        # difflib scores 'lidl' and 'LIDL' as unrelated: match case-folded names, suggest the
-        # dataset's spelling.
-        folded = {merchant.casefold(): merchant for merchant in self._merchants}
-        close = difflib.get_close_matches(name.casefold(), folded, n=1)
-        hint = (
-            f"did you mean {folded[close[0]]!r}?"
-            if close
-            else "set scenario.merchant to a merchant with debits, or leave it unset to pick one"
-            " per occurrence"
-        )
+
+def _merchant_index(merchants: tuple[str, ...], name: str, dataset: Dataset) -> int:
+    """The index of the merchant `scenario.merchant` names; raises `DatasetError` naming the
+    closest merchant with debits."""
+    try:
+        return merchants.index(name)
+    except ValueError:
+        pass
+    # difflib scores 'lidl' and 'LIDL' as unrelated: match case-folded names, suggest the
+    # dataset's spelling.
+    folded = {merchant.casefold(): merchant for merchant in merchants}
+    close = difflib.get_close_matches(name.casefold(), folded, n=1)
+    hint = (
+        f"did you mean {folded[close[0]]!r}?"
+        if close
+        else "set scenario.merchant to a merchant with debits, or leave it unset to pick one"
+        " per occurrence"
+    )
+    raise DatasetError(
+        f"scenario.merchant: no debit rows at {name!r} in dataset {dataset.source} — {hint}"
+    )
+
+
+def _cards_of(
+    scenario: Scenario, dataset: Dataset, rows: array[int], rng: random.Random
+) -> Cards | None:
+    """The entity's cards: one per occurrence of card-testing per entity and of velocity, and
+    those a compromised merchant saw. None: the scenario acts on rows and merchants alone.
+    Raises `DatasetError` for `per: entity` without an entity column."""
+    per = scenario.per if isinstance(scenario, CardTesting) else None
+    if per == "entity" and dataset.entity is None:
         raise DatasetError(
-            f"scenario.merchant: no debit rows at {name!r} in dataset {dataset.source} — {hint}"
+            f"scenario.per: entity needs an entity column, and dataset {dataset.source} has"
+            " none — set dataset.entity (e.g. card_id, with extra_columns: keep) or per:"
+            " merchant"
         )
+    wanted = isinstance(scenario, Velocity | MerchantCompromise) or (
+        isinstance(scenario, CardTesting) and per != "merchant"
+    )
+    return (
+        Cards(dataset.entity, dataset.values, rows, rng)
+        if dataset.entity is not None and wanted
+        else None
+    )
 
 
 def _index_debits(
