@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -259,8 +259,10 @@ class ProfileSettings(BaseModel):
     """Topic for this profile; None uses `kafka.topic`."""
     seed: Count | None = None
     """Seed of this profile's random generator, for a reproducible stream; None is random."""
-    key: MessageKey | None = None
-    """Transaction field used as the message key; None sends unkeyed messages."""
+    key: Annotated[str, Field(min_length=1)] | None = None
+    """The field used as the message key: one of the seven (`MessageKey`) or a kept extra column
+    (e.g. `card_id`, checked against the dataset when it is loaded); None sends unkeyed
+    messages."""
     id: IdMode = "keep"
     timestamp: TimestampMode = "keep"
     kafka_timestamp: KafkaTimestampMode = "produce"
@@ -384,6 +386,19 @@ class Config(BaseModel):
                     " starting with a letter or digit"
                 )
         return profiles
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Config:
+        seven = get_args(MessageKey)
+        for name, profile in self.profiles.items():
+            key = profile.key
+            if key is not None and key not in seven and self.dataset.extra_columns != "keep":
+                fields = ", ".join(repr(f) for f in seven)
+                raise ValueError(
+                    f"profiles.{name}.key: must be one of {fields}, or an extra column the"
+                    f" messages keep (dataset.extra_columns: keep) (got {key!r})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _check_formats(self) -> Config:

@@ -13,16 +13,25 @@ from datetime import UTC, datetime
 from typing import Final
 
 from supervisor.config import Config, ProfileSettings
-from supervisor.dataset import Dataset
+from supervisor.dataset import FIELDS, Dataset
 from supervisor.errors import DatasetError
 from supervisor.profile.scenarios import ScenarioPlanner
 
 
 def check_scenarios(config: Config, dataset: Dataset) -> None:
-    """Raise DatasetError (naming the profile) if `dataset` cannot support a profile: its fraud
-    scenario (e.g. its merchant has no debits), or the event times it would write (see
-    `_check_event_times`). Refused before anything is sent, by `run`, `check` and a reload."""
+    """Raise DatasetError (naming the profile) if `dataset` cannot support a profile: its key (a
+    field its messages carry), its fraud scenario (e.g. its merchant has no debits), or the event
+    times it would write (see `_check_event_times`). Refused before anything is sent, by `run`,
+    `check` and a reload."""
     for name, settings in config.profiles.items():
+        key = settings.key
+        if key is not None and key not in FIELDS and key not in dataset.columns:
+            kept = ", ".join(dataset.columns) or "none"
+            raise DatasetError(
+                f"profiles.{name}.key: {key!r} is not a field of the messages of dataset"
+                f" {dataset.source} (the seven fields, then its kept columns: {kept}) — key by"
+                " one of them, or keep that column in the dataset"
+            )
         if settings.scenario is not None:
             try:
                 ScenarioPlanner(settings.scenario, dataset, random.Random(0))

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from supervisor.config import Scenario
+from supervisor.config import Config, Scenario
 from supervisor.dataset import FIELDS, Dataset, Reading, parse_csv
 from supervisor.dataset.synth import generate, header
 from supervisor.errors import DatasetError
+from supervisor.profile.events import EventBuilder
+from supervisor.profile.feasibility import check_scenarios
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
 from tests.unit.formats.test_formats import official_decode, prepared
 from tests.unit.test_stream import run, stream_of
@@ -209,3 +211,44 @@ def test_card_testing_per_card_in_a_schema_registry_format(format: str, dataset:
         by_occurrence[label["scenario_id"]].add(label["entity_id"])
     assert all(len(cards) == 1 for cards in by_occurrence.values())
     assert len({card for cards in by_occurrence.values() for card in cards}) > 1
+
+
+def test_messages_keyed_by_the_card_partition_by_it_on_both_paths(dataset: Dataset) -> None:
+    """`key: card_id` (a kept column): the fast path's keys and a shaped stream's, a fraud event
+    on another card keyed by that card; an empty cell is an empty key."""
+    builder = EventBuilder(
+        dataset, id_mode="fresh", timestamp_mode="now", key_field="card_id", rng=random.Random(1)
+    )
+    values, keys = builder.build(list(range(50)))
+    assert keys is not None
+    assert keys == [(json.loads(v)["card_id"] or "").encode() for v in values]
+    stream = stream_of(
+        dataset,
+        id="fresh",
+        key="card_id",
+        scenario={"kind": "card-testing", "every_s": 3, "min_attempts": 3, "max_attempts": 5},
+    )
+    out = [m for m in run(stream, 30) if m.topic == "tx"]
+    assert any(m.scenario is not None for m in out)
+    for message in out:
+        assert message.key == (json.loads(message.value)["card_id"] or "").encode()
+
+
+def test_a_key_the_dataset_does_not_carry_is_refused_before_sending(dataset: Dataset) -> None:
+    config = Config.model_validate(
+        {
+            "dataset": {"uri": "cards.csv", "extra_columns": "keep"},
+            "profiles": {"p": {"interval_s": 1, "min_records": 1, "max_records": 1, "key": "mcc"}},
+        }
+    )
+    with pytest.raises(DatasetError) as refused:
+        check_scenarios(config, dataset)
+    assert str(refused.value) == (
+        "profiles.p.key: 'mcc' is not a field of the messages of dataset cards.csv (the seven"
+        " fields, then its kept columns: card_id) — key by one of them, or keep that column in"
+        " the dataset"
+    )
+    keyed = config.model_copy(
+        update={"profiles": {"p": config.profiles["p"].model_copy(update={"key": "card_id"})}}
+    )
+    check_scenarios(keyed, dataset)  # a kept column is a key

@@ -586,15 +586,3 @@ def test_a_config_too_large_to_be_one_is_refused_before_it_is_read(tmp_path: Pat
             f.write(line.format(i))
     with pytest.raises(ConfigError, match=r"bytes; a config file is at most 4,194,304"):
         Config.from_yaml(huge)
-
-
-def test_kept_columns_with_a_binary_format_are_refused(tmp_path: Path) -> None:
-    text = """
-schema_registry: {url: "mock://t"}
-dataset: {uri: data/transactions.csv, extra_columns: keep}
-profiles:
-  only: {interval_s: 1, min_records: 1, max_records: 2, format: avro}
-"""
-    message = load_error(tmp_path, text)
-    assert "profiles.only: format avro sends the seven fields only" in message
-    assert "extra_columns: keep" in message

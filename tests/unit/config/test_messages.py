@@ -117,8 +117,9 @@ def test_a_bad_dataset_uri_says_what_is_wrong(tmp_path: Path, uri: str, expected
         ),
         (
             "profiles:\n  p: {interval_s: 1, min_records: 1, max_records: 2, key: user}\n",
-            "profiles.p.key: must be 'id', 'description', 'amount', 'timestamp', 'merchant',"
-            " 'operation_type' or 'side' (got 'user')",
+            "profiles.p.key: must be one of 'id', 'description', 'amount', 'timestamp',"
+            " 'merchant', 'operation_type', 'side', or an extra column the messages keep"
+            " (dataset.extra_columns: keep) (got 'user')",
         ),
         ("profiles: {}\n", "profiles: no profiles defined — add at least one under 'profiles:'"),
         ("profiles:\n", "profiles: no profiles defined — add at least one under 'profiles:'"),
