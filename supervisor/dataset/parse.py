@@ -97,6 +97,14 @@ def parse_stream(
     return rows.finish()
 
 
+def _field_too_long(source: str, line: int) -> DatasetError:
+    """csv's field size limit reached: most often a quote that is never closed."""
+    return DatasetError(
+        f"dataset {source}: line {line}: a field is longer than {csv.field_size_limit()}"
+        " characters (an unclosed quote?) — fix the file"
+    )
+
+
 def _not_utf8(source: str, line: int, stream: BinaryIO, exc: UnicodeDecodeError) -> DatasetError:
     """The error for a line, the last one read from `stream`, that failed to decode."""
     offset = stream.tell() - len(exc.object) + exc.start
@@ -228,10 +236,7 @@ def _by_columns(lines: BinaryIO, number: int, rows: Rows, header: list[str], sou
             raise _not_utf8(source, number + reader.line_num + 1, lines, exc) from None
         except csv.Error as exc:
             if "field limit" in str(exc):
-                raise DatasetError(
-                    f"dataset {source}: line {start}: a field is longer than "
-                    f"{csv.field_size_limit()} characters (an unclosed quote?) — fix the file"
-                ) from None
+                raise _field_too_long(source, start) from None
             reject(start, f"malformed CSV: {exc}")
             continue
         if not any(row):  # a blank line, or only commas
@@ -265,10 +270,7 @@ class _Records:
             raise _not_utf8(self._source, line + reader.line_num, rest, exc) from None
         except csv.Error as exc:
             if "field limit" in str(exc):
-                raise DatasetError(
-                    f"dataset {self._source}: line {line}: a field is longer than "
-                    f"{csv.field_size_limit()} characters (an unclosed quote?) — fix the file"
-                ) from None
+                raise _field_too_long(self._source, line) from None
             self._rows.reject(line, f"malformed CSV: {exc}")
         else:
             if not any(row):  # a blank line, or only commas
