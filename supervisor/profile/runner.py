@@ -33,10 +33,11 @@ from supervisor.evaluation.ledger import FraudSent, SentLog
 from supervisor.formats.wire import Wire
 from supervisor.lifecycle import Clock, ShutdownBudget, sleep_or_stop
 from supervisor.profile.events import EventBuilder
+from supervisor.profile.outgoing import DUPLICATE, LABEL, Outgoing
 from supervisor.profile.pacing import Pacer, phase_s
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.schedule import curve_for
-from supervisor.profile.stream import DUPLICATE, LABEL, Outgoing, ProfileStream
+from supervisor.profile.stream import ProfileStream
 from supervisor.sinks.contract import Headers
 from supervisor.sinks.sender import Channel, Row, Sender
 from supervisor.telemetry.logs import get_logger

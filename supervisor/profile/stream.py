@@ -13,54 +13,28 @@ run): with a `seed`, two runs emit the same sequence; only wall-clock timestamps
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
-from typing import Final, NamedTuple
 
-from supervisor.config import Labels, ProfileSettings
+from supervisor.config import ProfileSettings
 from supervisor.dataset import Dataset
 from supervisor.dataset.codec import epoch_ms, iso_timestamp
 from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
 from supervisor.formats.wire import JsonWire, Wire
+from supervisor.profile.draws import draw, release
 from supervisor.profile.events import fresh_uuids
+from supervisor.profile.outgoing import LATE, FraudTags, Outgoing, TimedQueue, account
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
 from supervisor.sinks.contract import Headers
 from supervisor.telemetry.stats import ProfileStats
 
-LATE: Final = "late"
-REORDERED: Final = "reordered"
-DUPLICATE: Final = "duplicate"
-LABEL: Final = "label"
 
-
-class Outgoing(NamedTuple):
-    """One message to produce, and the counters it adds to once the producer accepted it."""
-
-    topic: str
-    value: bytes
-    key: bytes | None
-    headers: Headers
-    timestamp_ms: int
-    """Kafka timestamp (Unix ms); 0 lets the producer stamp it."""
-    tally: tuple[str, ...] = ()
-    scenario: str | None = None
-    """The scenario kind of a fraud event (counted in `fraud_events` once produced)."""
-    occurrence: bytes | None = None
-    """The occurrence id of a fraud event (an evaluated run records it: `FraudSent`), whatever
-    headers the profile sends."""
-    label: tuple[float, Outgoing] | None = None
-    """The ground-truth label of a fraud event and the run time it is due: scheduled once the
-    event itself was produced, so that no label ever names an event that was not sent."""
-
-
-class ProfileStream:
+class ProfileStream(TimedQueue):
     """The messages of one profile, tick by tick, and the ones it scheduled for later."""
 
     def __init__(
@@ -91,12 +65,11 @@ class ProfileStream:
         tagged = scenario is not None and settings.headers == "all" and headers is not None
         plain: Headers = [*(headers or ()), ("fraud", b"false")] if tagged else headers
         self._plain_headers = plain
-        self._tags = _FraudTags(settings.labels, headers, rng, tagged=tagged)
+        self._tags = FraudTags(settings.labels, headers, rng, tagged=tagged)
         self.special: list[int] = []
         """Positions, in the last `tick`'s messages, of those late, duplicated or fraud: the only
         ones `produced` has anything to count or schedule for."""
-        self._timed: list[tuple[float, int, Outgoing]] = []
-        self._order = itertools.count()
+        super().__init__()
         self.occurrences: dict[str, int] = {}
         """Occurrences started, by scenario kind (counted when planned)."""
         self.use(dataset, wire)
@@ -141,29 +114,6 @@ class ProfileStream:
             except DatasetError as exc:
                 raise DatasetError(f"profiles.{self.name}.{exc}") from None
 
-    # -- the timed queue ------------------------------------------------------------------------
-
-    def next_due_s(self) -> float:
-        """Run time of the earliest scheduled message (inf when none)."""
-        return self._timed[0][0] if self._timed else float("inf")
-
-    def due(self, upto_s: float) -> list[Outgoing]:
-        """Remove and return, in order, the scheduled messages due at or before `upto_s`."""
-        timed = self._timed
-        out = []
-        while timed and timed[0][0] <= upto_s:
-            out.append(heapq.heappop(timed)[2])
-        return out
-
-    def pending(self) -> list[Outgoing]:
-        """Remove and return every scheduled message (the profile is stopping: held-back events,
-        duplicates, fraud events and labels all go out now rather than never)."""
-        return self.due(float("inf"))
-
-    def schedule(self, at_s: float, message: Outgoing) -> None:
-        """Send `message` at run time `at_s` (after everything already due by then)."""
-        heapq.heappush(self._timed, (at_s, next(self._order), message))
-
     def produced(
         self,
         messages: Sequence[Outgoing],
@@ -178,7 +128,7 @@ class ProfileStream:
         positions that can carry any of that (`self.special` after a tick), so that a tick's
         plain events cost nothing here. `fraud`, when given (an evaluated run), gets each fraud
         event produced."""
-        _account(messages, rejected, stats, special, fraud, self.schedule, self._wire.id_of)
+        account(messages, rejected, stats, special, fraud, self.schedule, self._wire.id_of)
 
     # -- one tick -------------------------------------------------------------------------------
 
@@ -204,7 +154,7 @@ class ProfileStream:
         replaced = plan.replaced if plan is not None else {}
         fresh = settings.id == "fresh"
         ids = fresh_uuids(rng, n if fresh else len(replaced))
-        draws = self._draws(at_s, n, replaced)
+        draws = draw(settings, rng, at_s, n, replaced)
         late = draws.late
         if replaced:
             rows = list(rows)
@@ -285,77 +235,7 @@ class ProfileStream:
                 Outgoing,
                 (topic, value, key, headers, ts_ms, tally, scenario, occurrence_id, label),
             )
-        return self._release(at_s, out, draws, replaced.keys())
-
-    def _draws(self, at_s: float, n: int, replaced: Mapping[int, object]) -> _Draws:
-        """A tick's random draws, message by message in the order the stream has always taken
-        them: late (and by how much), the label's jitter of a fraud event, out of order (and
-        until when), duplicated (and when)."""
-        settings, rng = self._settings, self._rng
-        late, held, copies = settings.late, settings.out_of_order, settings.duplicates
-        labels = settings.labels
-        jitter = labels is not None and labels.jitter_s > 0 and replaced
-        draws = _Draws({}, {}, {}, {})
-        if late is None and held is None and copies is None and not jitter:
-            return draws
-        draw, uniform = rng.random, rng.uniform
-        late_by, label_delay, held_until, copied_at = draws
-        # Once per message: locals only (a setting's attribute is a dictionary lookup).
-        late_p, late_s = (late.fraction, late.max_delay_s) if late is not None else (0.0, 0.0)
-        held_p, held_s = (held.fraction, held.max_delay_s) if held is not None else (0.0, 0.0)
-        copy_p, copy_s = (copies.fraction, copies.max_delay_s) if copies is not None else (0.0, 0.0)
-        lates, helds, copied = late is not None, held is not None, copies is not None
-        for j in range(n):
-            if lates and draw() < late_p:
-                late_by[j] = uniform(0.0, late_s)
-            if jitter and j in replaced:
-                assert labels is not None
-                label_delay[j] = labels.delay_s + uniform(0.0, labels.jitter_s)
-            send_at = at_s
-            if helds and draw() < held_p:
-                send_at += uniform(0.0, held_s)
-                held_until[j] = send_at
-            if copied and draw() < copy_p:
-                if copy_s > 0:
-                    send_at += uniform(0.0, copy_s)
-                copied_at[j] = send_at
-        return draws
-
-    def _release(
-        self, at_s: float, built: list[Outgoing], draws: _Draws, fraud: Iterable[int]
-    ) -> list[Outgoing]:
-        """The tick's messages to send now (`built` but the held-back ones, with the immediate
-        copies after their originals), the held-back ones and the delayed copies scheduled;
-        `special` lists the positions of those late, duplicated or fraud."""
-        special = self.special = []
-        marked = {*draws.late, *draws.held_until, *draws.copied_at, *fraud}
-        if not marked:
-            return built
-        out: list[Outgoing] = []
-        previous = 0
-        for j in sorted(marked):
-            out += built[previous:j]
-            previous = j + 1
-            message = built[j]
-            tally = message.tally
-            held_until = draws.held_until.get(j)
-            if held_until is not None:
-                self.schedule(held_until, message._replace(tally=(*tally, REORDERED)))
-            else:
-                if tally or message.scenario is not None:
-                    special.append(len(out))
-                out.append(message)
-            copied_at = draws.copied_at.get(j)
-            if copied_at is not None:
-                # The upstream's retry: always after the original (scheduled later, or at the
-                # same time and so released after it).
-                copy = message._replace(tally=(DUPLICATE,), scenario=None, label=None)
-                if copied_at == at_s:
-                    special.append(len(out))
-                    out.append(copy)
-                else:
-                    self.schedule(copied_at, copy)
-        out += built[previous:]
+        out, self.special = release(at_s, out, draws, replaced.keys(), self.schedule)
         return out
 
     def _entity_of(self, row: int) -> bytes | None:
@@ -414,123 +294,9 @@ class ProfileStream:
             self.schedule(event.at_s, message)
 
 
-class _Draws(NamedTuple):
-    """A tick's random draws, by position in its batch (`ProfileStream._draws`)."""
-
-    late: dict[int, float]
-    """How much older the event time of each late event is."""
-    label_delay: dict[int, float]
-    """The label delay of each fraud event, when the labels have a jitter."""
-    held_until: dict[int, float]
-    """The run time each held-back (out of order) event is sent at."""
-    copied_at: dict[int, float]
-    """The run time the copy of each duplicated event is sent at."""
-
-
 def _id_slices(ids: bytes, n: int) -> list[bytes | None]:
     """The first `n` 36-byte UUIDs of `ids`."""
     return [ids[o : o + 36] for o in range(0, 36 * n, 36)]
-
-
-class _FraudTags:
-    """The headers of a fraud occurrence's events and the ground-truth label of each of them."""
-
-    def __init__(
-        self, labels: Labels | None, headers: Headers, rng: random.Random, *, tagged: bool
-    ) -> None:
-        """`tagged`: fraud events carry `fraud`, `scenario` and `scenario_id` headers after
-        `headers`; otherwise `headers` alone, like every other message."""
-        self._labels = labels
-        self._base = headers
-        self._tagged = tagged
-        self._rng = rng
-        self._by_occurrence: dict[bytes, Headers] = {}
-        self.entity: str | None = None
-        """The dataset's entity column: each label then names the event's (`entity`,
-        `entity_id`)."""
-        self.wire: Wire | None = None
-        """What events and labels are written as (set by the stream's `use`)."""
-
-    def headers(self, occurrence: Occurrence) -> Headers:
-        if not self._tagged:
-            return self._base
-        headers = self._by_occurrence.get(occurrence.id)
-        if headers is None:
-            if len(self._by_occurrence) > 1024:  # occurrences are short-lived
-                self._by_occurrence.clear()
-            headers = self._by_occurrence[occurrence.id] = [
-                *(self._base or ()),
-                ("fraud", b"true"),
-                ("scenario", occurrence.kind.encode()),
-                ("scenario_id", occurrence.id),
-            ]
-        return headers
-
-    def label(
-        self,
-        at_s: float,
-        value: bytes,
-        occurrence: Occurrence,
-        entity_id: bytes | None,
-        delay_s: float | None = None,
-    ) -> tuple[float, Outgoing] | None:
-        """The label of the fraud event `value` (of entity `entity_id`) due at run time `at_s`,
-        and when it is due: `delay_s` after it, drawn here unless given (drawn already, in the
-        tick's order)."""
-        labels = self._labels
-        if labels is None:
-            return None
-        wire = self.wire
-        assert wire is not None
-        event_id = wire.id_of(value)
-        fields: dict[str, str | None] = {
-            "id": event_id.decode(),
-            "label": "fraud",
-            "scenario": occurrence.kind,
-            "scenario_id": occurrence.id.decode(),
-        }
-        if self.entity is not None:
-            fields["entity"] = self.entity
-            fields["entity_id"] = None if entity_id is None else entity_id.decode()
-        label = wire.label(fields)
-        delay = delay_s
-        if delay is None:
-            jitter = self._rng.uniform(0.0, labels.jitter_s) if labels.jitter_s else 0
-            delay = labels.delay_s + jitter
-        return at_s + delay, Outgoing(labels.topic, label, event_id, self._base, 0, (LABEL,))
-
-
-def _account(
-    messages: Sequence[Outgoing],
-    rejected: Sequence[int],
-    stats: ProfileStats,
-    special: Sequence[int] | None,
-    fraud: list[FraudSent] | None,
-    schedule: Callable[[float, Outgoing], None],
-    id_of: Callable[[bytes], bytes],
-) -> None:
-    """`ProfileStream.produced`, apart from the class: its counting and label scheduling."""
-    positions: Sequence[int] = range(len(messages)) if special is None else special
-    for i in positions:
-        if i >= len(messages):
-            break
-        if rejected and i in rejected:
-            continue
-        tally, scenario, occurrence, label = messages[i][5:]
-        for kind in tally:
-            if kind == LATE:
-                stats.late += 1
-            elif kind == REORDERED:
-                stats.reordered += 1
-            elif kind == DUPLICATE:
-                stats.duplicates += 1
-        if scenario is not None:
-            stats.fraud_events[scenario] = stats.fraud_events.get(scenario, 0) + 1
-            if fraud is not None:
-                assert occurrence is not None
-                fraud.append(FraudSent(id_of(messages[i].value), scenario, occurrence))
-        if label is not None:
-            schedule(*label)
 
 
 def _text_of(literal: bytes) -> bytes | None:

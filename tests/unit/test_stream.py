@@ -20,14 +20,8 @@ from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
 from supervisor.formats.wire import Wire
 from supervisor.profile.feasibility import check_scenarios
-from supervisor.profile.stream import (
-    DUPLICATE,
-    LABEL,
-    LATE,
-    REORDERED,
-    Outgoing,
-    ProfileStream,
-)
+from supervisor.profile.outgoing import DUPLICATE, LABEL, LATE, REORDERED, Outgoing
+from supervisor.profile.stream import ProfileStream
 from supervisor.sinks.contract import Headers
 from supervisor.telemetry.stats import ProfileStats
 
