@@ -10,6 +10,7 @@ the text: a splice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -65,6 +66,11 @@ class AvroLayout:
         return fields
 
     label_record = record
+
+    @staticmethod
+    def field_names(schema: str) -> set[str]:
+        """The fields of a registered transaction schema's text."""
+        return {field["name"] for field in json.loads(schema).get("fields", ())}
 
     @staticmethod
     def ts_span(value: bytes, id_end: int) -> tuple[int, int]:

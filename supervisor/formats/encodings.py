@@ -55,6 +55,7 @@ class Layout(Protocol):
     def label_serializer(self, client: SchemaRegistryClient, conf: dict[str, Any]) -> Serialize: ...
     def record(self, fields: dict[str, Any]) -> object: ...
     def label_record(self, fields: dict[str, Any]) -> object: ...
+    def field_names(self, schema: str) -> set[str]: ...
     def ts_span(self, value: bytes, id_end: int) -> tuple[int, int]: ...
     def ts_field(self, ts: bytes) -> bytes: ...
     def decoder(self, client: SchemaRegistryClient) -> Decode: ...
@@ -79,6 +80,7 @@ class _Topic:
     def __init__(
         self,
         layout: Layout,
+        columns: tuple[Column, ...],
         client: SchemaRegistryClient,
         settings: SchemaRegistrySettings,
         topic: str,
@@ -87,6 +89,8 @@ class _Topic:
         labels: bool,
     ) -> None:
         self.layout = layout
+        self.columns = columns
+        """The dataset's kept columns that extend this topic's schema."""
         self.topic = topic
         self.shown_url = shown_url
         self.secrets = secrets_of(settings)
@@ -185,7 +189,9 @@ class Encodings:
             if self._client is None:
                 self._client = client_for(self._settings, url=url)
             layout = layout_of(format, columns)
-            prepared = _Topic(layout, self._client, self._settings, topic, shown, labels=labels)
+            prepared = _Topic(
+                layout, columns, self._client, self._settings, topic, shown, labels=labels
+            )
             self._topics[format, topic, columns] = prepared
         return prepared
 
@@ -196,6 +202,9 @@ class Encodings:
             fields = json.loads(dataset.values[0])
             first = _call(topic, "transaction", topic.encode, fields)
             topic.prefix = first[: first.index(fields["id"].encode())]
+            if topic.columns:
+                assert self._client is not None
+                _check_columns(topic, self._client, int.from_bytes(first[1:5], "big"))
         prefix = topic.prefix
         return dataset.derived(topic.key(), lambda: _encode_rows(topic, dataset, prefix))
 
@@ -260,6 +269,27 @@ def _encode_rows(topic: _Topic, dataset: Dataset, prefix: bytes) -> FramedValues
         spans.append(start)
         spans.append(end)
     return FramedValues(tuple(values), spans, prefix, layout.ts_field)
+
+
+def _check_columns(topic: _Topic, client: SchemaRegistryClient, schema_id: int) -> None:
+    """The schema the values are written with (the registry's, by id) must have every kept
+    column: with `use_latest_version` or `use_schema_id` it may be an older version without them,
+    which would drop them from every message or write them under fields it does not know."""
+    try:
+        registered = client.get_schema(schema_id).schema_str or ""
+    except FAILURES as exc:
+        format = topic.layout.format
+        secrets = topic.secrets
+        raise refused(exc, topic.shown_url, topic.topic, format, "transaction", secrets) from None
+    names = topic.layout.field_names(registered)
+    missing = [name for name, _ in topic.columns if name not in names]
+    if missing:
+        raise RegistryError(
+            f"topic {topic.topic!r}: the {topic.layout.format} schema the registry gave (id"
+            f" {schema_id}) has no field for the dataset's kept column(s) {', '.join(missing)}:"
+            " register the schema extended with them (auto_register: true, or a new version of"
+            " the subject) or leave them out (dataset.extra_columns: drop)"
+        )
 
 
 def _unlike_schemas(topic: _Topic, what: str) -> RegistryError:

@@ -13,6 +13,7 @@ dataset's own model, which the schema mirrors); a re-serialized message is valid
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
@@ -49,6 +50,11 @@ class JsonSchemaLayout:
         return fields
 
     label_record = record
+
+    @staticmethod
+    def field_names(schema: str) -> set[str]:
+        """The properties of a registered transaction schema's text."""
+        return set(json.loads(schema).get("properties", {}))
 
     @staticmethod
     def ts_span(value: bytes, id_end: int) -> tuple[int, int]:

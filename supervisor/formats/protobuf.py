@@ -11,6 +11,9 @@ length and text). `timestamp: now` replaces that length and text: a splice.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
@@ -23,7 +26,7 @@ from google.protobuf import (  # type: ignore[import-untyped]
     json_format,
     message_factory,
 )
-from google.protobuf.message import Message  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
 
 from supervisor.formats.schemas import Column
 
@@ -56,6 +59,8 @@ _COLUMN_TYPES: Final = {
     "bool": _F.TYPE_BOOL,
 }
 _TIMESTAMP_TAG: Final = 4 << 3 | 2
+_FIRST_MESSAGE: Final = re.compile(r"\bmessage\s+\w+\s*\{([^}]*)\}")
+_FIELD: Final = re.compile(r"(\w+)\s*=\s*\d+")
 
 
 def file_descriptor(
@@ -132,6 +137,21 @@ class ProtobufLayout:
 
     def label_record(self, fields: dict[str, Any]) -> object:
         return self.label_message(**{k: v for k, v in fields.items() if v is not None})
+
+    @staticmethod
+    def field_names(schema: str) -> set[str]:
+        """The fields of a registered schema's first message: the base64 descriptor a client
+        registers (and confluent-kafka's mock returns), or the .proto text a registry returns."""
+        try:
+            proto = descriptor_pb2.FileDescriptorProto.FromString(
+                base64.b64decode(schema, validate=True)
+            )
+        except (binascii.Error, DecodeError, ValueError):
+            body = _FIRST_MESSAGE.search(schema)
+            return set(_FIELD.findall(body.group(1))) if body else set()
+        return (
+            {field.name for field in proto.message_type[0].field} if proto.message_type else set()
+        )
 
     @staticmethod
     def ts_span(value: bytes, id_end: int) -> tuple[int, int]:

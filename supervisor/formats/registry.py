@@ -76,7 +76,14 @@ def refused(
         message = f"{where}: refused: {exc.error_message} — {hint}"
         return RegistryError(_mask(message, secrets), status=status)
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    message = f"{where}: {reason} — check schema_registry.url and that the registry is up"
+    hint = "check schema_registry.url and that the registry is up"
+    if isinstance(exc, SerializationError):  # the registry answered; the rows do not fit
+        hint = (
+            "the schema it gave does not fit the dataset's rows: register the schema of"
+            " schemas/ with the dataset's kept columns (auto_register: true), or make the"
+            " subject's version match it"
+        )
+    message = f"{where}: {reason} — {hint}"
     return RegistryError(_mask(message, secrets))
 
 

@@ -345,3 +345,52 @@ def test_a_fraud_event_on_another_card_is_serialized_again_with_it(
         "amount": 0.01,
     }
     assert wire.id_of(value) == new_id
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_registered_version_without_the_kept_columns_is_refused(
+    format: str, dataset: Dataset, kept: Dataset
+) -> None:
+    """`use_latest_version` on a subject whose latest version is the seven-field schema: the kept
+    columns would be dropped from every message (Avro) or written under fields the schema does
+    not know (Protobuf); refused at start, naming them."""
+    encodings, _ = prepared(format, dataset)  # registers the seven-field schema
+    config = config_for(format, auto_register=False, use_latest_version=True)
+    latest = Encodings(config.schema_registry)
+    latest._client = encodings._client  # the same mock registry
+    with pytest.raises(RegistryError) as caught:
+        latest.prepare(config, kept)
+    message = str(caught.value)
+    assert "\n" not in message
+    if format == "json-schema":  # its serializer validates the first row against it
+        assert "Additional properties are not allowed ('card_id', 'mcc'" in message
+        assert "does not fit the dataset's rows" in message
+    else:
+        assert "has no field for the dataset's kept column(s) card_id, mcc, score, vip" in message
+        assert "extra_columns: drop" in message
+    # Once the extended schema is registered (a new version of the subject), it is written with.
+    extended, wire = prepared(format, kept)
+    again = Encodings(config.schema_registry)
+    again._client = extended._client
+    again.prepare(config, kept)
+    value = again.wire(config.profiles["p"], "tx", kept).splice(0, None, NOW)
+    assert value == wire.splice(0, None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("format", "text"),
+    [
+        (
+            "protobuf",
+            'syntax = "proto3";\nmessage Transaction {\n  string id = 1;\n'
+            "  optional string card_id = 8;\n}\n",
+        ),
+        (
+            "avro",
+            '{"type": "record", "name": "T", "fields": [{"name": "id", "type": "string"},'
+            ' {"name": "card_id", "type": ["null", "string"]}]}',
+        ),
+    ],
+)
+def test_the_field_names_of_a_registered_schema_text(format: str, text: str) -> None:
+    assert layout_of(format).field_names(text) == {"id", "card_id"}
