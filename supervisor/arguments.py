@@ -147,6 +147,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rate.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
 
+    schema = sub.add_parser(
+        "schema",
+        parents=[common],
+        help="print the message schema a format writes, with the dataset's kept columns",
+        description="Print the schema of the transaction messages (or, with --label, of the"
+        " labels) in one format, as the program registers it: schemas/ extended with the"
+        " dataset's kept extra columns (dataset.extra_columns: keep, the dataset is read to"
+        " know them). For registering it by hand, when auto_register is false.",
+    )
+    schema.add_argument(
+        "--format",
+        required=True,
+        choices=("avro", "protobuf", "json-schema"),
+        help="the message format",
+    )
+    schema.add_argument("--config", type=Path, help="config file (default ./config.yaml)")
+    schema.add_argument(
+        "--dataset", metavar="URI", help="this dataset's columns instead (as `run --dataset`)"
+    )
+    schema.add_argument(
+        "--label", action="store_true", help="the labels' schema (no dataset columns)"
+    )
+
     gen = sub.add_parser(
         "generate-dataset",
         parents=[common],

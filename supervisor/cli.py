@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
 import os
 import signal
 import sys
@@ -267,6 +268,30 @@ def _cmd_rate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from supervisor.dataset import load_dataset
+    from supervisor.formats.schemas import label_schema, transaction_schema
+
+    if args.label:
+        text = label_schema(args.format)
+    else:
+        columns: tuple[tuple[str, Any], ...] = ()
+        settings = load_config(args.config, overrides(args)).dataset
+        if settings.extra_columns == "keep":  # which columns, the dataset says
+            dataset = load_dataset(
+                settings.location,
+                s3=settings.s3.connection(),
+                on_invalid=settings.on_invalid,
+                reading=settings.reading(),
+            )
+            columns = tuple(dataset.columns.items())
+        text = transaction_schema(args.format, columns)
+        if columns and args.format != "protobuf":
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
+    _Stdout().write(text)
+    return ExitCode.OK
+
+
 class _Stdout(io.TextIOBase):
     """Standard output for a command's report, whose reader may go away early (`check | head`):
     the rest is then discarded quietly (stdout pointed at the null device, so that the
@@ -362,5 +387,6 @@ _HANDLERS = {
     "run": _cmd_run,
     "check": _cmd_check,
     "rate": _cmd_rate,
+    "schema": _cmd_schema,
     "generate-dataset": _cmd_generate,
 }

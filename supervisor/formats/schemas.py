@@ -27,6 +27,12 @@ AVRO_TYPES: Final[dict[str, str]] = {
     "float": "double",
     "bool": "boolean",
 }
+PROTO_TYPES: Final[dict[str, str]] = {
+    "string": "string",
+    "int": "int64",
+    "float": "double",
+    "bool": "bool",
+}
 JSON_TYPES: Final[dict[str, str]] = {
     "string": "string",
     "int": "integer",
@@ -51,8 +57,9 @@ def schema_file(name: str) -> str:
 
 
 def transaction_schema(format: str, columns: Sequence[Column] = ()) -> str:
-    """The transaction schema text of `format` (`avro` or `json-schema`) with `columns` added
-    after the seven fields; for Protobuf see `supervisor.formats.protobuf.transaction_file`."""
+    """The transaction schema text of `format` (`avro`, `protobuf` or `json-schema`) with
+    `columns` added after the seven fields (the Protobuf descriptor the program builds from it is
+    `supervisor.formats.protobuf.transaction_file`)."""
     if format == "avro":
         document: dict[str, Any] = json.loads(schema_file("transaction.avsc"))
         for name, kind in columns:
@@ -65,9 +72,20 @@ def transaction_schema(format: str, columns: Sequence[Column] = ()) -> str:
         for name, kind in columns:
             document["properties"][name] = {"type": [JSON_TYPES[kind], "null"]}
         return json.dumps(document) if columns else schema_file("transaction.schema.json")
+    if format == "protobuf":  # each column an optional field numbered after the seven
+        text = schema_file("transaction.proto")
+        if not columns:
+            return text
+        fields = "".join(
+            f"  optional {PROTO_TYPES[kind]} {name} = {number};\n"
+            for number, (name, kind) in enumerate(columns, start=8)
+        )
+        end = text.rindex("}")
+        return text[:end] + fields + text[end:]
     raise ValueError(f"no schema text for format {format!r}")
 
 
 def label_schema(format: str) -> str:
-    """The label schema text of `format` (`avro` or `json-schema`)."""
-    return schema_file({"avro": "label.avsc", "json-schema": "label.schema.json"}[format])
+    """The label schema text of `format` (`avro`, `protobuf` or `json-schema`)."""
+    names = {"avro": "label.avsc", "protobuf": "label.proto", "json-schema": "label.schema.json"}
+    return schema_file(names[format])

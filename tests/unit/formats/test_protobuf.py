@@ -14,14 +14,17 @@ from supervisor.formats.protobuf import label_file, transaction_file
 from supervisor.formats.schemas import schemas_dir
 
 
-def compiled(name: str, tmp_path: Path) -> descriptor_pb2.FileDescriptorProto:
+def compiled(
+    name: str, tmp_path: Path, folder: Path | None = None
+) -> descriptor_pb2.FileDescriptorProto:
+    """`name` in `folder` (default schemas/) as protoc reads it."""
     out = tmp_path / f"{name}.pb"
     subprocess.run(
         [
             sys.executable,
             "-m",
             "grpc_tools.protoc",
-            f"--proto_path={schemas_dir()}",
+            f"--proto_path={folder or schemas_dir()}",
             f"--descriptor_set_out={out}",
             name,
         ],
