@@ -173,6 +173,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         elif not args.reloadable:
             log.warning("reload_unavailable", note="the command line sets part of the config")
         else:
+            # Set until the reloader takes it: one asked for before the fleet runs (during the
+            # start-up, the dataset load, the wait for Kafka) is applied once it does.
             log.info("reload_requested", signal="SIGHUP", path=str(args.config))
             reload.set()
 
@@ -180,8 +182,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    for early in args.early.received if args.early is not None else ():
-        on_signal(early.name)  # asked for while the process was starting
+    if args.early is not None:  # asked for while the process was starting
+        args.early.replay(on_stop=on_signal, on_reload=on_hangup)
     if args.duration is not None:
 
         def on_duration() -> None:
