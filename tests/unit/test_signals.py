@@ -69,7 +69,8 @@ def test_a_sighup_received_while_starting_is_applied_once_the_fleet_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "c.yaml"
-    head = f"dataset: {{uri: '{DATASET}'}}\nprofiles:\n"
+    # A dry run serves no metrics, and a reload of a file that names a port is still applied.
+    head = f"dataset: {{uri: '{DATASET}'}}\nmetrics: {{port: 9464}}\nprofiles:\n"
     # Started with a profile that sends at most one message an hour, the run reaches its three
     # messages only if the edit (a profile sending every 10 ms) is applied: the duration is a
     # guard that ends the run if it is not, not a pace the test waits for.
