@@ -93,12 +93,13 @@ def runnable_examples() -> list[Example]:
 
 
 def checked_markers() -> list[str]:
-    """Where a page marks output as checked, `page:line` each."""
+    """Where a page marks output as checked (the marker on a line of its own), `page:line`
+    each."""
     return [
         f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}"
         for page in PAGES
         for text in [page.read_text(encoding="utf-8")]
-        for m in re.finditer(re.escape(_CHECKED), text)
+        for m in re.finditer(f"^{re.escape(_CHECKED)}$", text, re.M)
     ]
 
 
