@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from supervisor.arguments import build_parser
-from supervisor.config import Config, MetricsSettings
+from supervisor.config import Config
 from supervisor.config.loading import Overrides, load_env, load_yaml
 from supervisor.errors import ConfigError, DatasetError, ExitCode, SupervisorError
 from supervisor.signals import EarlySignals
@@ -100,8 +100,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, changes)
     # A reload re-reads the file alone: it would silently drop what the command line set.
     args.reloadable = args.config is not None and changes == Overrides()
-    if args.dry_run:  # stdout is for the messages; nothing listens on the metrics port
-        config = config.model_copy(update={"metrics": MetricsSettings()})
     static = {"instance": config.instance}
     if not config.shard.split.alone:
         static["shard"] = str(config.shard.split)
@@ -148,6 +146,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     # The metrics endpoint starts first so /healthz and /readyz answer during the dataset load.
     telemetry: Telemetry | None = None
     servers: list[MetricsServer] = []
+    # A dry run serves nothing: stdout is for the messages. Its config keeps the file's `metrics`
+    # all the same, or a SIGHUP would see them changed and refuse every reload.
     ports = [] if args.dry_run else _served_ports(config.metrics.port, os.environ)
     if ports:
         split = config.shard.split
@@ -174,6 +174,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         elif not args.reloadable:
             log.warning("reload_unavailable", note="the command line sets part of the config")
         else:
+            # Set until the reloader takes it: one asked for before the fleet runs (during the
+            # start-up, the dataset load, the wait for Kafka) is applied once it does.
             log.info("reload_requested", signal="SIGHUP", path=str(args.config))
             reload.set()
 
@@ -181,8 +183,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    for early in args.early.received if args.early is not None else ():
-        on_signal(early.name)  # asked for while the process was starting
+    if args.early is not None:  # asked for while the process was starting
+        args.early.replay(on_stop=on_signal, on_reload=on_hangup)
     if args.duration is not None:
 
         def on_duration() -> None:
