@@ -401,10 +401,14 @@ def test_a_float_column_is_written_as_its_shortest_repr_whichever_path(text: str
     assert codec.field_text(ds.values[0], "score") == codec.literal(float(text)).encode()
 
 
+_NO_CR = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r")
 _CELLS = st.sampled_from(
     ["", " ", "0", "-0", "7", " 7 ", "007", "1.5", "1.50", "0.00001", "1e3", "nan", "inf", "true",
      "False", "yes", "0x1", "é", 'a "q"', "a\\b", "\t x", str(2**63), str(-(2**63)), "12345678901"]
-) | st.text(max_size=6)  # fmt: skip
+) | st.text(_NO_CR, max_size=6)  # fmt: skip
+"""Cells of one row each: csv.writer (line terminator "\n") leaves a bare carriage return
+unquoted, which every CSV reader takes for a line break, so a cell holding one would not be one
+row's cell in the file (hypothesis found it: that row is then two rejected lines)."""
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
