@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from hypothesis import settings
 
 from realservices import (
     S3Server,
@@ -31,6 +32,14 @@ EXTERNAL_KAFKA_ENV = "TEST_KAFKA_BOOTSTRAP_SERVERS"
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 logger = logging.getLogger(__name__)
+
+# CI draws the same examples every run (a gate must not turn red on a new draw; the database of
+# failures is not kept there either); a developer's runs draw afresh, which is where new cases
+# are found. HYPOTHESIS_PROFILE=ci reproduces CI's draws.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default")
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
