@@ -280,12 +280,13 @@ def splice_batch(
     values: Sequence[bytes],
     spans: Sequence[int],
     rows: Sequence[int],
-    ids: bytes | None,
+    ids: Sequence[bytes] | None,
     ts: bytes | None,
     prefix: bytes = ID_PREFIX,
 ) -> list[bytes]:
-    """The values of `rows`, each with its id taken from `ids` (36 bytes per row, in order) and
-    its timestamp text replaced by `ts` (the same for all), either or both None to keep the row's.
+    """The values of `rows`, each with its id taken from `ids` (one 36-byte id per row, in order)
+    and its timestamp text replaced by `ts` (the same for all), either or both None to keep the
+    row's.
 
     The per-batch form of `splice`, for the fast path: one comprehension, no call per message.
     `prefix` is what precedes the id in every value (a Confluent wire layout passes its own).
@@ -295,12 +296,11 @@ def splice_batch(
         if ts is None:
             return [values[i] for i in rows]
         return [values[i][: spans[2 * i]] + ts + values[i][spans[2 * i + 1] :] for i in rows]
-    new_ids = [ids[o : o + 36] for o in range(0, 36 * len(rows), 36)]
     if ts is None:
-        return [prefix + n + values[i][id_end:] for i, n in zip(rows, new_ids, strict=True)]
+        return [prefix + n + values[i][id_end:] for i, n in zip(rows, ids, strict=True)]
     return [
         prefix + n + values[i][id_end : spans[2 * i]] + ts + values[i][spans[2 * i + 1] :]
-        for i, n in zip(rows, new_ids, strict=True)
+        for i, n in zip(rows, ids, strict=True)
     ]
 
 

@@ -1,8 +1,10 @@
 """What the producing path records for the evaluation: per batch, not per message.
 
 A send appends one entry to a `SentLog`: the batch's send time (Unix ms, read once), the ids of its
-messages (36-byte slices at the fixed offset of the profile's wire format: the codec's for JSON,
-`supervisor.formats.wire`) and, for the fraud events among them, their scenario and occurrence.
+messages and, for the fraud events among them, their scenario and occurrence. The fast path hands
+over the fresh ids it spliced into the values (`EventBuilder.build`), the very objects; a shaped
+stream's are 36-byte slices at the fixed offset of the profile's wire format (the codec's for
+JSON, `supervisor.formats.wire`).
 Nothing is parsed or hashed on the event loop: the evaluation's thread takes the entries (`take`)
 and indexes them off the producing path. `collections.deque` appends and pops are atomic, so the
 two threads share it without a lock.
@@ -66,6 +68,14 @@ class SentLog:
         s, e = id_start, id_start + 36
         ids = [v[s:e] for v in values] if count == len(values) else [v[s:e] for v in values[:count]]
         self._batches.append(SentBatch(at_ms, ids, fraud))
+        self.last_ms = at_ms
+
+    def sent_ids(self, ids: list[bytes], count: int, at_ms: int) -> None:
+        """`sent` for a batch whose ids the builder already holds (the fast path's fresh ids):
+        the first `count` of `ids` were produced, kept as they are, nothing sliced."""
+        if count == 0:
+            return
+        self._batches.append(SentBatch(at_ms, ids if count == len(ids) else ids[:count], ()))
         self.last_ms = at_ms
 
     def sent_messages(

@@ -35,9 +35,11 @@ class Wire(Protocol):
     id_start: int
     """Where the 36 id characters start in every value."""
 
-    def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
-        """The values of `rows`, each with its id taken from `ids` (36 bytes per row, in order)
-        and its timestamp text replaced by `ts` (the same for all), either None to keep the
+    def splice_batch(
+        self, rows: Sequence[int], ids: Sequence[bytes] | None, ts: bytes | None
+    ) -> list[bytes]:
+        """The values of `rows`, each with its id taken from `ids` (one 36-byte id per row, in
+        order) and its timestamp text replaced by `ts` (the same for all), either None to keep the
         row's."""
         ...
 
@@ -72,7 +74,9 @@ class JsonWire:
         self._values = dataset.values
         self._spans = dataset.ts_spans
 
-    def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
+    def splice_batch(
+        self, rows: Sequence[int], ids: Sequence[bytes] | None, ts: bytes | None
+    ) -> list[bytes]:
         return codec.splice_batch(self._values, self._spans, rows, ids, ts)
 
     def splice(self, row: int, id_: bytes | None, ts: bytes | None) -> bytes:
@@ -130,7 +134,9 @@ class FramedWire:
         self._reencode = reencode
         self._label = label
 
-    def splice_batch(self, rows: Sequence[int], ids: bytes | None, ts: bytes | None) -> list[bytes]:
+    def splice_batch(
+        self, rows: Sequence[int], ids: Sequence[bytes] | None, ts: bytes | None
+    ) -> list[bytes]:
         if ts is not None:
             ts = self._ts_field(ts)
         return codec.splice_batch(self._values, self._spans, rows, ids, ts, self._prefix)

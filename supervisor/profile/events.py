@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from supervisor.dataset import Dataset
 from supervisor.dataset.codec import now_timestamp
@@ -45,6 +45,22 @@ def fresh_uuids(rng: random.Random, count: int) -> bytes:
     return bytes(out)
 
 
+def id_slices(ids: bytes, n: int) -> list[bytes]:
+    """The first `n` 36-byte UUIDs of `ids` (a `fresh_uuids` blob), one bytes object each."""
+    return [ids[o : o + 36] for o in range(0, 36 * n, 36)]
+
+
+class Batch(NamedTuple):
+    """One fast-path batch, as `EventBuilder.build` makes it."""
+
+    values: list[bytes]
+    keys: list[bytes] | None
+    """None when the profile sends no key."""
+    ids: list[bytes] | None
+    """The fresh id spliced into each value (the very objects, so that an evaluated run records
+    them without slicing the values again); None when the rows keep their ids."""
+
+
 class EventBuilder:
     """Turns sampled row indexes into (values, keys) for one profile's rewrite settings."""
 
@@ -76,17 +92,18 @@ class EventBuilder:
             dataset.key_column(key_field) if key_field and not rewritten else None
         )
 
-    def build(self, indexes: list[int]) -> tuple[list[bytes], list[bytes] | None]:
-        """Message values, and keys (None when the profile sends no key), for one batch."""
-        ids = fresh_uuids(self._rng, len(indexes)) if self._fresh_id else None
+    def build(self, indexes: list[int]) -> Batch:
+        """Message values, keys and fresh ids for one batch."""
+        n = len(indexes)
+        ids = id_slices(fresh_uuids(self._rng, n), n) if self._fresh_id else None
         ts = now_timestamp() if self._now else None
         values = self._wire.splice_batch(indexes, ids, ts)
         key_field = self._key_field
         if key_field == "id" and ids is not None:
-            return values, [ids[o : o + 36] for o in range(0, len(ids), 36)]
+            return Batch(values, ids, ids)
         if key_field == "timestamp" and ts is not None:
-            return values, [ts] * len(indexes)
-        return values, self._column_keys(indexes)
+            return Batch(values, [ts] * n, ids)
+        return Batch(values, self._column_keys(indexes), ids)
 
     def _column_keys(self, indexes: list[int]) -> list[bytes] | None:
         keys = self._keys

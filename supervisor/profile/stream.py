@@ -26,7 +26,7 @@ from supervisor.errors import DatasetError
 from supervisor.evaluation.ledger import FraudSent
 from supervisor.formats.wire import JsonWire, Wire
 from supervisor.profile.draws import draw, release
-from supervisor.profile.events import fresh_uuids
+from supervisor.profile.events import fresh_uuids, id_slices
 from supervisor.profile.outgoing import LATE, FraudTags, Outgoing, TimedQueue, account
 from supervisor.profile.sampling import Sampler
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner
@@ -154,6 +154,7 @@ class ProfileStream(TimedQueue):
         replaced = plan.replaced if plan is not None else {}
         fresh = settings.id == "fresh"
         ids = fresh_uuids(rng, n if fresh else len(replaced))
+        fresh_ids = id_slices(ids, n) if fresh else None
         draws = draw(settings, rng, at_s, n, replaced)
         late = draws.late
         if replaced:
@@ -169,11 +170,11 @@ class ProfileStream(TimedQueue):
         if settings.timestamp == "shift":
             assert epochs is not None
             texts = [iso_timestamp(epochs[r] + offset) for r in rows]
-            new_ids = _id_slices(ids, n) if fresh else [None] * n
+            new_ids: Sequence[bytes | None] = [None] * n if fresh_ids is None else fresh_ids
             splice = wire.splice
             built = [splice(r, i, t) for r, i, t in zip(rows, new_ids, texts, strict=True)]
         else:
-            built = wire.splice_batch(rows, ids if fresh else None, now_text)
+            built = wire.splice_batch(rows, fresh_ids, now_text)
         event_ts = self._event_ts
         stamps: list[int] | None = None  # Kafka timestamps; None: 0 for every message
         if event_ts:
@@ -185,8 +186,8 @@ class ProfileStream(TimedQueue):
         key_field, keys = self._key, self._keys
         keyed: list[bytes | None] | None = None
         if keys is not None:
-            if key_field == "id" and fresh:
-                keyed = list(_id_slices(ids, n))
+            if key_field == "id" and fresh_ids is not None:
+                keyed = list(fresh_ids)
             elif key_field == "timestamp" and (now_text is not None or texts is not None):
                 keyed = [now_text] * n if texts is None else list(texts)
             else:
@@ -292,11 +293,6 @@ class ProfileStream(TimedQueue):
                 label=self._tags.label(event.at_s, value, occurrence, entity_id),
             )
             self.schedule(event.at_s, message)
-
-
-def _id_slices(ids: bytes, n: int) -> list[bytes | None]:
-    """The first `n` 36-byte UUIDs of `ids`."""
-    return [ids[o : o + 36] for o in range(0, 36 * n, 36)]
 
 
 def _text_of(literal: bytes) -> bytes | None:

@@ -19,6 +19,7 @@ from realservices import consume_all
 from supervisor import app, fleet
 from supervisor.config import Config
 from supervisor.errors import ExitCode
+from supervisor.profile.events import Batch
 from supervisor.profile.runner import ProfileRunner
 from tests.integration.cli_process import ROOT
 
@@ -41,7 +42,7 @@ def test_a_crashing_profile_is_restarted_then_stops_the_fleet_with_exit_5(
     crashes: list[str] = []
 
     class BrokenBuilder:
-        def build(self, indexes: list[int]) -> tuple[list[bytes], list[bytes] | None]:
+        def build(self, indexes: list[int]) -> Batch:
             crashes.append("boom")
             raise RuntimeError("injected fault: the builder of profile 'broken' raises")
 

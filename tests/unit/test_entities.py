@@ -219,7 +219,7 @@ def test_messages_keyed_by_the_card_partition_by_it_on_both_paths(dataset: Datas
     builder = EventBuilder(
         dataset, id_mode="fresh", timestamp_mode="now", key_field="card_id", rng=random.Random(1)
     )
-    values, keys = builder.build(list(range(50)))
+    values, keys, _ = builder.build(list(range(50)))
     assert keys is not None
     assert keys == [(json.loads(v)["card_id"] or "").encode() for v in values]
     stream = stream_of(

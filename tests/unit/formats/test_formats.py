@@ -24,7 +24,7 @@ from supervisor.formats.encodings import Encodings, layout_of
 from supervisor.formats.registry import serializer_conf
 from supervisor.formats.schemas import schema_file, transaction_schema
 from supervisor.formats.wire import Wire
-from supervisor.profile.events import fresh_uuids
+from supervisor.profile.events import fresh_uuids, id_slices
 
 FORMATS = ("avro", "protobuf", "json-schema")
 NOW = b"2026-12-03T04:07:05.123+00:00"
@@ -103,13 +103,13 @@ def test_every_row_round_trips_through_the_official_deserializer(
 def test_fresh_ids_and_now_are_spliced_into_decodable_values(format: str, dataset: Dataset) -> None:
     encodings, wire = prepared(format, dataset)
     rows = [2, 0, 1, 1]
-    ids = fresh_uuids(random.Random(1), len(rows))
+    ids = id_slices(fresh_uuids(random.Random(1), len(rows)), len(rows))
     for spliced_ids, ts in ((ids, NOW), (ids, None), (None, NOW), (None, None)):
         values = wire.splice_batch(rows, spliced_ids, ts)
         for k, (row, value) in enumerate(zip(rows, values, strict=True)):
             expected = row_fields(dataset, row)
             if spliced_ids is not None:
-                expected["id"] = spliced_ids[36 * k : 36 * k + 36].decode()
+                expected["id"] = spliced_ids[k].decode()
             if ts is not None:
                 expected["timestamp"] = ts.decode()
             assert official_decode(encodings, format, value) == expected
