@@ -5,5 +5,7 @@ JSON Schema through confluent-kafka's Schema Registry serializers.
 - `schemas`: the schemas of schemas/, extended with extra dataset columns;
 - `avro`, `protobuf`, `json_schema`: one wire layout each (serializer, where id and timestamp are);
 - `registry`: the Schema Registry client, serializer settings, refusals as one line;
-- `encodings`: registering at start and serializing the dataset once per format (`Encodings`).
+- `encodings`: each profile's wire, made ready at start (`Encodings`); imports `topic` only for
+  a non-JSON profile, so a JSON-only run does not load the registry client and serializers;
+- `topic`: one topic's serializers and the dataset's rows serialized once with them.
 """

@@ -20,9 +20,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from supervisor.config import Config
 from supervisor.dataset import Dataset, Reading, parse_csv
 from supervisor.errors import ExitCode, RegistryError
-from supervisor.formats.encodings import Encodings, layout_of
+from supervisor.formats.encodings import Encodings
 from supervisor.formats.registry import serializer_conf
 from supervisor.formats.schemas import schema_file, transaction_schema
+from supervisor.formats.topic import layout_of
 from supervisor.formats.wire import Wire
 from supervisor.profile.events import fresh_uuids, id_slices
 
