@@ -19,31 +19,20 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import SerializationContext
 
 from supervisor.formats.schemas import Column, label_schema, transaction_schema
+from supervisor.formats.varint import read_varint, varint
 
 Serialize = Callable[[object, SerializationContext], bytes | None]
 
 
 def zigzag(n: int) -> bytes:
     """`n` as Avro writes a long (and a string's length): zigzag, then a varint."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
+    return varint((n << 1) ^ (n >> 63))
 
 
 def read_long(data: bytes, pos: int) -> tuple[int, int]:
     """The Avro long at `pos`, and the position after it."""
-    shift = z = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        z |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (z >> 1) ^ -(z & 1), pos
-        shift += 7
+    z, pos = read_varint(data, pos)
+    return (z >> 1) ^ -(z & 1), pos
 
 
 class AvroLayout:

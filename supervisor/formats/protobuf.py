@@ -29,6 +29,7 @@ from google.protobuf import (  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
 
 from supervisor.formats.schemas import Column
+from supervisor.formats.varint import read_varint, varint
 
 Serialize = Callable[[object, SerializationContext], bytes | None]
 
@@ -161,19 +162,19 @@ class ProtobufLayout:
             tag = value[pos]
             pos += 1
             if tag == _TIMESTAMP_TAG:
-                length, end = _varint(value, pos)
+                length, end = read_varint(value, pos)
                 return pos, end + length
             if tag & 7 == 1:  # a double
                 pos += 8
             elif tag & 7 == 2 and tag >> 3 < 4:  # the description
-                length, pos = _varint(value, pos)
+                length, pos = read_varint(value, pos)
                 pos += length
             else:
                 raise ValueError(f"unexpected field tag {tag:#x} before the timestamp")
 
     @staticmethod
     def ts_field(ts: bytes) -> bytes:
-        return _varint_bytes(len(ts)) + ts
+        return varint(len(ts)) + ts
 
     def decoder(self, client: SchemaRegistryClient) -> Callable[[bytes, SerializationContext], Any]:
         """The official deserializer, as a dict with every field (zero values included)."""
@@ -199,23 +200,3 @@ class _Decoder:
                 always_print_fields_with_no_presence=True,
             ),
         )
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = n = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        n |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return n, pos
-        shift += 7
-
-
-def _varint_bytes(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
