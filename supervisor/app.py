@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from supervisor.config import Config
-from supervisor.dataset import Dataset, load_dataset
+from supervisor.dataset import Dataset
 from supervisor.errors import ConfigError, ExitCode
 from supervisor.evaluation import Evaluation
 from supervisor.evaluation.alerts import consumer_config
@@ -43,17 +43,7 @@ async def load(
     log = get_logger()
     settings = config.dataset
     started = time.monotonic()
-    dataset = await in_thread(
-        partial(
-            load_dataset,
-            s3=settings.s3.connection(),
-            on_invalid=settings.on_invalid,
-            reading=settings.reading(),
-        ),
-        settings.location,
-        stop=stop,
-        name="dataset-load",
-    )
+    dataset = await in_thread(settings.load, stop=stop, name="dataset-load")
     for bad in dataset.invalid_samples:
         log.warning("dataset_row_skipped", **{bad.unit: bad.line}, reason=bad.reason)
     if dataset.invalid_count > len(dataset.invalid_samples):

@@ -34,7 +34,7 @@ from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
 from supervisor.config import REDACTED, Config, is_secret_key
-from supervisor.dataset import Dataset, S3Object, load_dataset, s3_client
+from supervisor.dataset import Dataset, S3Object, s3_client
 from supervisor.dataset.s3 import bad_endpoint, describe_failure
 from supervisor.errors import ConfigError, DatasetError, ExitCode, RegistryError
 from supervisor.formats.encodings import Encodings
@@ -340,12 +340,7 @@ def _s3_check(config: Config, obj: S3Object, timeout_s: float) -> Check:
 def _dataset_checks(config: Config) -> Iterator[Check]:
     settings = config.dataset
     try:
-        dataset = load_dataset(
-            settings.location,
-            s3=settings.s3.connection(),
-            on_invalid=settings.on_invalid,
-            reading=settings.reading(),
-        )
+        dataset = settings.load()
     except DatasetError as exc:  # "dataset <uri>: ...": the line already says "dataset"
         yield Check("dataset", ok=False, detail=str(exc).removeprefix("dataset "))
         return

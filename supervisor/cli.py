@@ -271,22 +271,15 @@ def _cmd_rate(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from supervisor.dataset import load_dataset
-    from supervisor.formats.schemas import label_schema, transaction_schema
+    from supervisor.formats.schemas import Column, label_schema, transaction_schema
 
     if args.label:
         text = label_schema(args.format)
     else:
-        columns: tuple[tuple[str, Any], ...] = ()
+        columns: tuple[Column, ...] = ()
         settings = load_config(args.config, overrides(args)).dataset
         if settings.extra_columns == "keep":  # which columns, the dataset says
-            dataset = load_dataset(
-                settings.location,
-                s3=settings.s3.connection(),
-                on_invalid=settings.on_invalid,
-                reading=settings.reading(),
-            )
-            columns = tuple(dataset.columns.items())
+            columns = tuple(settings.load().columns.items())
         text = transaction_schema(args.format, columns)
         if columns and args.format != "protobuf":
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"

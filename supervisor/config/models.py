@@ -53,7 +53,7 @@ from supervisor.config.types import (
     plain_number,
     show,
 )
-from supervisor.dataset import FIELDS, S3Location
+from supervisor.dataset import FIELDS, Dataset, S3Location, load_dataset
 from supervisor.dataset.columns import ColumnType, Format, Reading
 from supervisor.dataset.location import DatasetLocation, parse_location
 from supervisor.redaction import is_secret_key, redact
@@ -180,6 +180,15 @@ class DatasetSettings(BaseModel):
     def location(self) -> DatasetLocation:
         """`uri` parsed: an `S3Object` (`s3://`, any case of the scheme) or a `LocalFile`."""
         return parse_location(self.uri)
+
+    def load(self) -> Dataset:
+        """Read and validate the dataset these settings name (blocking: `load_dataset`)."""
+        return load_dataset(
+            self.location,
+            s3=self.s3.connection(),
+            on_invalid=self.on_invalid,
+            reading=self.reading(),
+        )
 
 
 class KafkaSettings(BaseModel):
