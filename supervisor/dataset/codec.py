@@ -260,18 +260,10 @@ def with_id(value: bytes, id_: bytes) -> bytes:
     return ID_PREFIX + id_ + value[_ID_END:]
 
 
-def with_amount(value: bytes, amount: bytes) -> bytes:
-    """`value` with its amount replaced by `amount`, a JSON number as text.
-
-    Every byte after the amount moves by the difference in length, so splice the id and
-    timestamp at the dataset's offsets first, or not at all.
-    """
-    return with_field(value, "amount", amount)
-
-
 def with_field(value: bytes, field: str, literal: bytes) -> bytes:
-    """`value` with the JSON literal of `field` replaced by `literal` (as `with_amount`, every
-    byte after it moves: splice the id and timestamp first)."""
+    """`value` with the JSON literal of `field` replaced by `literal` (an amount-outlier's
+    amount, a fraud event's card). Every byte after it moves by the difference in length, so
+    splice the id and timestamp at the dataset's offsets first, or not at all."""
     start, end = field_span(value, field)
     return b"".join((value[:start], literal, value[end:]))
 

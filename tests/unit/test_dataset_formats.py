@@ -135,7 +135,7 @@ def test_the_codec_finds_every_field_whatever_follows_it() -> None:
     assert codec.field_text(value, "mcc") == b"5411"
     assert codec.field_text(value, "score") == b"null"
     assert codec.field_text(value, "vip") == b"true"
-    changed = codec.with_amount(value, b"0.99")
+    changed = codec.with_field(value, "amount", b"0.99")
     assert json.loads(changed)["amount"] == 0.99
     assert json.loads(codec.with_field(changed, "card_id", b'"stolen"'))["card_id"] == "stolen"
     credit = value.replace(b'"debit"', b'"credit"')

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from supervisor.config import Scenario
 from supervisor.dataset import Dataset, load_dataset, parse_csv
-from supervisor.dataset.codec import with_amount
+from supervisor.dataset.codec import with_field
 from supervisor.errors import DatasetError
 from supervisor.profile.scenarios import Occurrence, ScenarioPlanner, TickPlan
 
@@ -328,17 +328,17 @@ def test_a_merchant_needing_json_escapes_is_found() -> None:
     assert {row for row, _ in plan.replaced.values()} == {0}
 
 
-# --- with_amount ------------------------------------------------------------------------------
+# --- with_field (amount) ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("amount", [b"1.37", b"123456.00", b"0.5", b"-12.30"])
-def test_with_amount_changes_the_amount_and_nothing_else(amount: bytes) -> None:
+def test_with_field_changes_the_amount_and_nothing_else(amount: bytes) -> None:
     data = small_dataset(
         ("Card payment LIDL 9935", "32.24", "LIDL", "debit"),
         ('"decoy ,""amount"":1,""timestamp"":"""', "2965.88", "ACME", "credit"),
     )
     for value in data.values:
-        changed = json.loads(with_amount(value, amount))
+        changed = json.loads(with_field(value, "amount", amount))
         original = json.loads(value)
         assert changed["amount"] == json.loads(amount)
         assert {**changed, "amount": None} == {**original, "amount": None}
